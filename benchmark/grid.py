@@ -1,0 +1,200 @@
+"""Running a grid: each cell trains a student, reranks every eval set, measures latency, writes one record.
+
+Finished cells (a valid ``status: ok`` record with the same config hash) are skipped, so a stopped or crashed grid
+resumes where it left off. A failing cell writes a failure record (reason + traceback file) and the grid goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .collection import Collection
+from .config import CellConfig, Experiment
+from .errors import BenchError
+from .results import SCHEMA_VERSION, atomic_write_text, read_record, record_path, write_record
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@functools.lru_cache(maxsize=8)
+def _collection(spec_json: str) -> Collection:
+    """Collections are shared by the cells of a grid (keyed by the row's full definition)."""
+    import json
+
+    from .datasets import DatasetSpec, load_collection
+
+    return load_collection(DatasetSpec(**json.loads(spec_json)))
+
+
+def load(cell: CellConfig, name: str) -> Collection:
+    import dataclasses
+    import json
+
+    return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
+
+
+def run_cell(cell: CellConfig) -> dict[str, Any]:
+    """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
+    from .backbones import BACKBONES, build_cross_encoder
+    from .evaluation import FIRST_STAGE_MEASURES, MEASURES, evaluate
+    from .hardware import git_sha, hardware_info, library_versions
+    from .inference import Reranker
+    from .objectives import get_objective
+    from .teachers import TeacherContext, compute_targets
+    from .training import negative_pool, resolve_device, train_model, training_qids
+
+    started = _now()
+    train_data = load(cell, cell.train.dataset)
+    pool = negative_pool(train_data, training_qids(train_data, None), cell.train.negatives_depth)
+    backbone_of = {cell.backbone.name: cell.backbone}.get
+    ctx = TeacherContext(train_data, pool, cell, lambda n: backbone_of(n) or BACKBONES.get(n))
+    targets = compute_targets(cell.teacher, ctx)
+
+    model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+    train = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cell.train,
+                        seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids, desc=short_name(cell))
+
+    device = resolve_device(cell.train.device)
+    max_length = cell.eval.max_length or cell.train.max_length
+    reranker = Reranker(model, tokenizer, max_length=max_length, batch_size=cell.eval.batch_size, device=device,
+                        dtype=cell.backbone.dtype if device.type == "cuda" else "fp32",
+                        use_token_type_ids=cell.backbone.token_type_ids)
+    metrics, per_query = {}, {}
+    latency_lists = None
+    for name in cell.eval.datasets:
+        data = load(cell, name)
+        qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
+        if not qids:
+            raise BenchError(f"eval dataset {name!r}: no query has both qrels and first-stage candidates")
+        first = {q: dict(data.run[q]) for q in qids}
+        reranked = reranker.rerank(data, qids, k=cell.eval.top_k)
+        agg, per_q = evaluate(reranked, data.qrels, MEASURES, name=name)
+        fs_agg, _ = evaluate(first, data.qrels, FIRST_STAGE_MEASURES, name=f"{name} first stage")
+        metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids)}
+        per_query[name] = per_q
+        if latency_lists is None:  # latency on the same candidate lists as quality
+            latency_lists = [(data.queries[q], [data.docs[d] for d in data.ranked(q, cell.eval.top_k)])
+                             for q in qids[:cell.eval.latency_queries]]
+    latency = measure_all_latency(model, tokenizer, cell, latency_lists or [])
+    return {
+        "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
+        "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
+        "metrics": metrics, "per_query": per_query, "latency": latency, "train": train,
+        "provenance": {"git_sha": git_sha(Path(__file__).resolve().parent.parent), "versions": library_versions(),
+                       "hardware": hardware_info(), "started": started, "finished": _now()},
+    }
+
+
+def measure_all_latency(model, tokenizer, cell: CellConfig, lists) -> dict[str, Any]:
+    """CPU latency always; CUDA latency too when a GPU is present (same model, same candidate lists)."""
+    import torch
+
+    from .inference import Reranker
+    from .latency import measure_latency
+
+    max_length = cell.eval.max_length or cell.train.max_length
+    out: dict[str, Any] = {}
+    for device, dtype in [("cpu", "fp32"), *([("cuda", cell.backbone.dtype)] if torch.cuda.is_available() else [])]:
+        reranker = Reranker(model.to(device), tokenizer, max_length=max_length, batch_size=cell.eval.batch_size,
+                            device=device, dtype=dtype, use_token_type_ids=cell.backbone.token_type_ids)
+        out[device] = measure_latency(reranker, lists, warmup=cell.eval.latency_warmup,
+                                      repeats=cell.eval.latency_repeats)
+    out.setdefault("cuda", None)
+    return out
+
+
+def short_name(cell: CellConfig) -> str:
+    return " · ".join(str(v) for v in cell.axes.values())
+
+
+def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, started: str) -> dict[str, Any]:
+    from .hardware import git_sha, hardware_info, library_versions
+
+    tb_path = record_path(results_dir, cell.experiment, cell.cell_id).with_suffix(".traceback.txt")
+    atomic_write_text(tb_path, "".join(traceback.format_exception(err)))
+    message = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
+    return {
+        "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
+        "config_hash": cell.config_hash, "status": "failed", "axes": cell.axes, "config": cell.to_dict(),
+        "error": {"type": type(err).__name__, "message": " ".join(message.split())[:500],
+                  "traceback_file": tb_path.name},
+        "provenance": {"git_sha": git_sha(Path(__file__).resolve().parent.parent), "versions": library_versions(),
+                       "hardware": hardware_info(), "started": started, "finished": _now()},
+    }
+
+
+def is_done(results_dir: Path, cell: CellConfig) -> bool:
+    rec = read_record(record_path(results_dir, cell.experiment, cell.cell_id))
+    return bool(rec and rec.get("status") == "ok" and rec.get("config_hash") == cell.config_hash)
+
+
+def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
+    """Run one cell and write its record (ok or failed); never raises for a cell's own failure."""
+    results = Path(results_dir)
+    started = _now()
+    try:
+        record = run_cell(cell)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # noqa: BLE001 -- any cell failure becomes a failure record; the grid goes on
+        record = failure_record(cell, err, results, started)
+    write_record(results, record)
+    return record
+
+
+@dataclass
+class GridSummary:
+    ran: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[CellConfig] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.ran if r["status"] != "ok"]
+
+
+def matches(cell: CellConfig, only: dict[str, str]) -> bool:
+    return all(str(cell.axes.get(k)) == v for k, v in only.items())
+
+
+def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = False,
+                 only: dict[str, str] | None = None) -> tuple[list[CellConfig], list[CellConfig]]:
+    """(cells to run, finished cells skipped). ``only`` filters by axis value; ``force`` reruns finished cells."""
+    chosen = [c for c in experiment.cells if matches(c, only or {})]
+    if only and not chosen:
+        raise BenchError(f"--only {' '.join(f'{k}={v}' for k, v in only.items())} matches no cell of the grid")
+    done = [] if force else [c for c in chosen if is_done(results_dir, c)]
+    return [c for c in chosen if c not in done], done
+
+
+def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "local", force: bool = False,
+             only: dict[str, str] | None = None, executor_options: dict[str, Any] | None = None,
+             echo: Callable[[str], None] = print) -> GridSummary:
+    from .executors import get_executor
+
+    todo, done = select_cells(experiment, results_dir, force=force, only=only)
+    summary = GridSummary(skipped=done)
+    if done:
+        echo(f"{len(done)} finished cell(s) skipped (use --force to rerun)")
+    run = get_executor(executor)
+    for record in run(todo, str(results_dir), **(executor_options or {})):
+        summary.ran.append(record)
+        echo(describe(record, len(summary.ran) + len(done), len(experiment.cells)))
+    return summary
+
+
+def describe(record: dict[str, Any], i: int, n: int) -> str:
+    axes = " · ".join(str(v) for v in record["axes"].values())
+    if record["status"] != "ok":
+        return f"[{i}/{n}] {axes}: FAILED: {record['error']['message']}"
+    parts = [f"{name} nDCG@10 {m['nDCG@10']:.3f} (BM25 {m['first_stage']['nDCG@10']:.3f})"
+             for name, m in record["metrics"].items()]
+    cpu = record["latency"]["cpu"]
+    return f"[{i}/{n}] {axes}: {'; '.join(parts)}; CPU p50 {cpu['p50_ms']:.1f} ms/query; train {record['train']['seconds']:.0f} s"

@@ -1,0 +1,189 @@
+"""The training loop shared by students and fine-tuned teachers.
+
+Each step takes ``batch_size`` queries, each a group of K candidates (one judged positive plus K-1 negatives mined
+from the first stage, or random), scores the B*K pairs with the cross-encoder and applies one objective to the
+[B, K] score matrix against the teacher's targets. Groups are re-sampled every epoch from a seeded generator, so a
+cell is deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .collection import Collection
+from .config import TrainConfig
+from .errors import BenchError
+from .inference import autocast_context, encode_pairs
+from .objectives import Objective, check_finite
+
+TargetTable = Mapping[str, Mapping[str, float]]  # qid -> docid -> target value (unlisted docs: 0)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a teacher gives the student: a value per (query, doc) and what kind of value it is."""
+
+    table: TargetTable
+    kind: str  # "labels" (graded qrels), "scores" (teacher logits), "ranks" (LLM ranking, 1 = best)
+
+    def values(self, qid: str, docids: Sequence[str]) -> list[float]:
+        row = self.table.get(qid, {})
+        if self.kind == "ranks":  # unranked docs sit below every ranked one
+            worst = max(row.values(), default=0.0) + 1.0
+            return [float(row.get(d, worst)) for d in docids]
+        return [float(row.get(d, 0.0)) for d in docids]
+
+
+def as_objective_targets(values: torch.Tensor, kind: str, objective: Objective, mask: torch.Tensor) -> torch.Tensor:
+    """Map raw teacher values onto what the objective expects.
+
+    ``score`` objectives want "higher = more relevant": labels and logits as they are, ranks negated.
+    ``probability`` objectives (BCE) want [0, 1]: labels -> relevant (grade > 0), logits -> sigmoid,
+    ranks -> 1 for the teacher's top-ranked candidate of the group.
+    """
+    if objective.target == "score":
+        return -values if kind == "ranks" else values
+    if kind == "labels":
+        return (values > 0).float()
+    if kind == "scores":
+        return torch.sigmoid(values)
+    best = values.masked_fill(~mask, math.inf).min(dim=1, keepdim=True).values
+    return (values == best).float()
+
+
+@dataclass
+class Groups:
+    qids: list[str]
+    docids: list[list[str]]  # [n][K]
+
+
+def training_qids(collection: Collection, max_queries: int | None) -> list[str]:
+    """Queries with at least one judged-relevant document, in a fixed shuffle (seed 0, independent of the cell
+    seed) so that label budgets are nested: the first 50 queries are inside the first 100."""
+    qids = sorted(q for q in collection.queries if any(g > 0 for g in collection.qrels.get(q, {}).values()))
+    if not qids:
+        raise BenchError(f"dataset {collection.name!r} has no query with a relevant document to train on")
+    np.random.default_rng(0).shuffle(qids)
+    return qids[:max_queries] if max_queries else qids
+
+
+def negative_pool(collection: Collection, qids: Sequence[str], depth: int) -> dict[str, list[str]]:
+    """First-stage top-``depth`` candidates of each training query (the docs a teacher must score)."""
+    return {q: collection.ranked(q, depth) for q in qids}
+
+
+def sample_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
+                  pool: Mapping[str, list[str]]) -> Groups:
+    """One positive (uniform over judged-relevant docs) + K-1 negatives per query.
+
+    ``negatives = "first-stage"``: uniform from the query's first-stage top-``negatives_depth`` (hard negatives);
+    ``"random"``: uniform from the union of all training queries' candidates (random docs of the collection without
+    enumerating a lazy docstore). Candidates that happen to be judged keep their grade as target.
+    """
+    all_cands = sorted({d for cands in pool.values() for d in cands}) if cfg.negatives == "random" else None
+    out_q, out_d = [], []
+    k = cfg.group_size
+    for q in qids:
+        rels = sorted(d for d, g in collection.qrels.get(q, {}).items() if g > 0)
+        pos = rels[rng.integers(len(rels))]
+        cands = [d for d in (all_cands if all_cands is not None else pool[q]) if d != pos]
+        if not cands:
+            continue
+        take = rng.choice(len(cands), size=min(k - 1, len(cands)), replace=False)
+        out_q.append(q)
+        out_d.append([pos, *(cands[i] for i in sorted(take))])
+    if not out_q:
+        raise BenchError(f"dataset {collection.name!r}: no training query has first-stage candidates")
+    return Groups(out_q, out_d)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BenchError("train.device = 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
+                cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, desc: str = "train",
+                log_every: int = 5) -> dict:
+    """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s)."""
+    from transformers import get_linear_schedule_with_warmup
+
+    device = resolve_device(cfg.device)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    qids = training_qids(collection, cfg.max_queries)
+    pool = negative_pool(collection, qids, cfg.negatives_depth)
+    steps_per_epoch = math.ceil(len(qids) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    model.to(device).train()
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+    dtype = cfg.dtype if device.type == "cuda" else "fp32"
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
+    curve: list[list[float]] = []
+    pairs = 0
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+    step = 0
+    for epoch in range(cfg.epochs):
+        groups = sample_groups(collection, qids, cfg, rng, pool)
+        order = rng.permutation(len(groups.qids))
+        for b in range(0, len(order), cfg.batch_size):
+            idx = order[b:b + cfg.batch_size]
+            loss = _step(model, tokenizer, collection, groups, idx, targets, objective, cfg, device, dtype,
+                         use_token_type_ids)
+            check_finite(loss, f"{desc} step {step} (epoch {epoch})")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            pairs += sum(len(groups.docids[i]) for i in idx)
+            if step % log_every == 0 or step == total - 1:
+                curve.append([step, round(float(loss), 6)])
+            step += 1
+            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.update()
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "steps": step, "epochs": cfg.epochs, "queries": len(qids),
+            "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
+            "device": device.type, "dtype": dtype, "loss_curve": curve}
+
+
+def _step(model, tokenizer, collection: Collection, groups: Groups, idx: np.ndarray, targets: Targets,
+          objective: Objective, cfg: TrainConfig, device: torch.device, dtype: str,
+          use_token_type_ids: bool) -> torch.Tensor:
+    k = max(len(groups.docids[i]) for i in idx)
+    queries, docs, raw, mask = [], [], [], []
+    for i in idx:
+        q, ds = groups.qids[i], groups.docids[i]
+        pad = k - len(ds)
+        queries += [collection.queries[q]] * len(ds)
+        docs += [collection.docs[d] for d in ds]
+        raw.append(targets.values(q, ds) + [0.0] * pad)
+        mask.append([True] * len(ds) + [False] * pad)
+    mask_t = torch.tensor(mask, device=device)
+    raw_t = torch.tensor(raw, dtype=torch.float32, device=device)
+    batch = {n: t.to(device) for n, t in
+             encode_pairs(tokenizer, queries, docs, cfg.max_length, use_token_type_ids).items()}
+    with autocast_context(device, dtype):
+        logits = model(**batch).logits[:, 0].float()
+    scores = torch.zeros(mask_t.shape, device=device, dtype=logits.dtype).masked_scatter(mask_t, logits)
+    return objective.fn(scores, as_objective_targets(raw_t, targets.kind, objective, mask_t), mask_t)
