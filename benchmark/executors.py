@@ -22,3 +22,24 @@ def local(cells: Sequence[CellConfig], results_dir: str, **options: Any) -> Iter
 
 def get_executor(name: str) -> Executor:
     return EXECUTORS.get(name)
+
+
+@EXECUTORS.register("ray")
+def ray_executor(cells: Sequence[CellConfig], results_dir: str, *, address: str | None = None,
+                 num_cpus: float = 1, num_gpus: float = 0, **options: Any) -> Iterator[dict[str, Any]]:
+    """One Ray task per cell on a local or remote cluster (``address``); ``results_dir`` must be storage every
+    worker can write (a shared filesystem path). Each task writes its own record atomically, so a lost worker
+    loses only its running cell, and rerunning the grid resumes."""
+    try:
+        import ray
+    except ImportError:
+        from .errors import BenchError
+
+        raise BenchError("--executor ray needs Ray: pip install 'rerank-distill-bench[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, **options)
+    task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(execute_cell)
+    pending = [task.remote(cell, results_dir) for cell in cells]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])

@@ -44,6 +44,7 @@ def load(cell: CellConfig, name: str) -> Collection:
 def run_cell(cell: CellConfig) -> dict[str, Any]:
     """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
     from .backbones import BACKBONES, build_cross_encoder
+    from .datasets import fold_passages
     from .evaluation import FIRST_STAGE_MEASURES, MEASURES, evaluate
     from .hardware import git_sha, hardware_info, library_versions
     from .inference import Reranker
@@ -74,8 +75,8 @@ def run_cell(cell: CellConfig) -> dict[str, Any]:
         qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
         if not qids:
             raise BenchError(f"eval dataset {name!r}: no query has both qrels and first-stage candidates")
-        first = {q: dict(data.run[q]) for q in qids}
-        reranked = reranker.rerank(data, qids, k=cell.eval.top_k)
+        first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
+        reranked = fold_passages(reranker.rerank(data, qids, k=cell.eval.top_k), data)
         agg, per_q = evaluate(reranked, data.qrels, MEASURES, name=name)
         fs_agg, _ = evaluate(first, data.qrels, FIRST_STAGE_MEASURES, name=f"{name} first stage")
         metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids)}

@@ -1,0 +1,398 @@
+"""Dataset rows: evaluation and training sets addressed by ir_datasets ids, local directories, or the embedded default.
+
+Sources (``LOADERS``, one function each):
+
+- ``ir_datasets`` — any ir_datasets id; queries, qrels and a lazy docstore come from ir_datasets itself.
+- ``beir-dir`` — a directory in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
+- ``trec-dir`` — a directory of TREC-style files: ``docs.jsonl`` (doc_id, text), ``queries.tsv`` (qid<TAB>text),
+  ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
+- ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
+
+First stage (``first_stage``): ``bm25`` (bm25s over the corpus, cached), ``scoreddocs`` (the run ir_datasets ships,
+e.g. the official BM25 top-1000 of TREC DL), ``run:<path>`` (a TREC run file), or ``file`` (the run in the directory).
+
+Long documents (``passages``): ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` splits each document
+into word windows of ``window`` words with ``stride`` overlap and scores a document by its best window (MaxP, Dai &
+Callan 2019) — the reranker sees windows, the evaluation sees documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import typed
+from .collection import Collection, Qrels, Run
+from .errors import BenchError
+from .firststage import bm25_run, read_trec_run
+from .registry import Registry
+
+SOURCES = ("embedded", "ir_datasets", "beir-dir", "trec-dir")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    source: str
+    id: str | None = None  # ir_datasets id
+    path: str | None = None  # local directory (beir-dir / trec-dir)
+    split: str | None = None  # embedded / trec-dir splits.json key, or BEIR qrels split
+    first_stage: str = "bm25"  # bm25 | scoreddocs | file | run:<path>
+    top_k: int = 100
+    passages: str = "first"  # first (FirstP) | maxp
+    window: int = 150  # MaxP window and stride, in words
+    stride: int = 75
+    max_queries: int | None = None  # evaluate the first N queries only (sorted ids)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"dataset {self.name!r}"
+        if self.source not in SOURCES:
+            raise BenchError(f"{where}: source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if self.source == "ir_datasets" and not self.id:
+            raise BenchError(f"{where}: an ir_datasets row needs id = \"<ir_datasets id>\"")
+        if self.source in ("beir-dir", "trec-dir") and not self.path:
+            raise BenchError(f"{where}: a {self.source} row needs path = \"<directory>\"")
+        if self.first_stage not in ("bm25", "scoreddocs", "file") and not self.first_stage.startswith("run:"):
+            raise BenchError(f"{where}: first_stage must be bm25, scoreddocs, file or run:<path>, "
+                             f"got {self.first_stage!r}")
+        if self.passages not in ("first", "maxp"):
+            raise BenchError(f"{where}: passages must be 'first' or 'maxp', got {self.passages!r}")
+        if self.top_k <= 0 or self.window <= 0 or self.stride <= 0:
+            raise BenchError(f"{where}: top_k, window and stride must be positive")
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> DatasetSpec:
+        return typed.build(cls, data, f"datasets.{name}", name=name)
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def _add(name: str, source: str, **kw: Any) -> None:
+    DATASETS.add(name, DatasetSpec(name=name, source=source, **kw))
+
+
+for _split in ("train", "dev", "test"):
+    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file",
+         description=f"embedded default collection, {_split} queries, bm25s top-100")
+_add("trec-dl-2019", "ir_datasets", id="msmarco-passage/trec-dl-2019/judged", first_stage="scoreddocs",
+     description="TREC DL 2019 passage, judged queries, official BM25 top-1000")
+_add("trec-dl-2020", "ir_datasets", id="msmarco-passage/trec-dl-2020/judged", first_stage="scoreddocs",
+     description="TREC DL 2020 passage, judged queries, official BM25 top-1000")
+_add("msmarco-dev", "ir_datasets", id="msmarco-passage/dev/small", first_stage="scoreddocs",
+     description="MS MARCO passage dev (small), official BM25 top-1000")
+_add("msmarco-train", "ir_datasets", id="msmarco-passage/train/judged", first_stage="bm25",
+     description="MS MARCO passage train, judged queries")
+_add("vaswani", "ir_datasets", id="vaswani", first_stage="bm25", description="Vaswani / NPL abstracts")
+_add("robust04", "ir_datasets", id="disks45/nocr/trec-robust-2004", first_stage="bm25", passages="maxp",
+     description="TREC Robust 2004 (licensed TREC disks 4+5), MaxP over 150-word windows")
+# BEIR test sets (Thakur et al. 2021) by ir_datasets id.
+for _name, _id in [
+    ("trec-covid", "beir/trec-covid"), ("nfcorpus", "beir/nfcorpus/test"), ("fiqa", "beir/fiqa/test"),
+    ("arguana", "beir/arguana"), ("touche2020", "beir/webis-touche2020/v2"),
+    ("dbpedia-entity", "beir/dbpedia-entity/test"), ("scidocs", "beir/scidocs"), ("scifact", "beir/scifact/test"),
+    ("climate-fever", "beir/climate-fever"), ("quora", "beir/quora/test"), ("nq", "beir/nq"),
+    ("hotpotqa", "beir/hotpotqa/test"), ("fever", "beir/fever/test"),
+]:
+    _add(f"beir-{_name}", "ir_datasets", id=_id, description=f"BEIR {_name} (test)")
+# LoTTE (Santhanam et al. 2022): five domains x search/forum queries, test split.
+for _domain in ("writing", "recreation", "science", "technology", "lifestyle"):
+    for _kind in ("search", "forum"):
+        _add(f"lotte-{_domain}-{_kind}", "ir_datasets", id=f"lotte/{_domain}/test/{_kind}",
+             description=f"LoTTE {_domain} {_kind} queries (test)")
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    return DATASETS.get(name)
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("RDB_CACHE", Path.home() / ".cache" / "rerank-distill-bench")) / "runs"
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_collection(spec: DatasetSpec) -> Collection:
+    coll = LOADERS.get(spec.source)(spec)
+    if spec.max_queries:
+        keep = sorted(coll.queries)[:spec.max_queries]
+        coll.queries = {q: coll.queries[q] for q in keep}
+    coll.qrels = {q: r for q, r in coll.qrels.items() if q in coll.queries}
+    if not coll.qrels:
+        raise BenchError(f"dataset {spec.name!r}: no qrels for its queries")
+    if spec.passages == "maxp":
+        return _maxp(coll, spec)
+    return coll
+
+
+LOADERS: Registry[Any] = Registry("dataset source")
+
+
+# ---- local directories ----------------------------------------------------------------------------------------------
+
+
+class _JsonlDocs(Mapping[str, str]):
+    """docid -> text from a JSONL corpus (title + text joined, as BEIR does)."""
+
+    def __init__(self, path: Path, id_key: str) -> None:
+        self._docs: dict[str, str] = {}
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    did = str(row[id_key])
+                except (ValueError, KeyError):
+                    raise BenchError(f"{path}:{lineno}: expected a JSON object with {id_key!r} and 'text'") from None
+                self._docs[did] = " ".join(t for t in (row.get("title"), row.get("text")) if t)
+
+    def __getitem__(self, key: str) -> str:
+        return self._docs[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._docs)
+
+    def __len__(self) -> int:
+        return len(self._docs)
+
+
+def _read_qrels(path: Path) -> Qrels:
+    """TREC qrels (``qid iter docid grade``) via ir_measures, or BEIR TSV (``query-id corpus-id score`` + header)."""
+    import ir_measures
+
+    if not path.is_file():
+        raise BenchError(f"qrels file {str(path)!r} does not exist")
+    qrels: Qrels = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if lines and lines[0].lower().startswith("query-id"):
+        for lineno, line in enumerate(lines[1:], 2):
+            parts = line.split("\t")
+            if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
+                raise BenchError(f"{path}:{lineno}: expected query-id<TAB>corpus-id<TAB>score")
+            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    else:
+        for lineno, line in enumerate(lines, 1):
+            parts = line.split()
+            if parts and (len(parts) != 4 or not parts[3].lstrip("-").isdigit()):
+                raise BenchError(f"{path}:{lineno}: not a TREC qrels line (qid iter docid grade)")
+        for q in ir_measures.read_trec_qrels(str(path)):
+            qrels.setdefault(q.query_id, {})[q.doc_id] = int(q.relevance)
+    if not qrels:
+        raise BenchError(f"qrels file {str(path)!r} is empty")
+    return qrels
+
+
+def _first_stage(spec: DatasetSpec, docs: Mapping[str, str], queries: dict[str, str], directory: Path | None,
+                 data_hash: str) -> Run:
+    if spec.first_stage.startswith("run:"):
+        run = read_trec_run(spec.first_stage[4:], k=spec.top_k)
+    elif spec.first_stage == "file":
+        files = sorted(directory.glob("run*.txt")) if directory else []
+        if not files:
+            raise BenchError(f"dataset {spec.name!r}: first_stage = 'file' but no run*.txt in {directory}")
+        run = read_trec_run(files[0], k=spec.top_k)
+    elif spec.first_stage == "bm25":
+        cache = _cache_dir() / f"bm25-{spec.name}-{_digest(data_hash, spec.top_k)}.json"
+        if cache.exists():
+            run = json.loads(cache.read_text())
+        else:
+            from .results import atomic_write_text
+
+            run = bm25_run(docs, queries, k=spec.top_k)
+            atomic_write_text(cache, json.dumps(run))
+    else:
+        raise BenchError(f"dataset {spec.name!r}: first_stage 'scoreddocs' needs an ir_datasets source")
+    run = {q: r for q, r in run.items() if q in queries}
+    if not any(run.values()):
+        raise BenchError(f"dataset {spec.name!r}: the first-stage run has no candidates for its queries")
+    return run
+
+
+def _dir(spec: DatasetSpec) -> Path:
+    path = Path(spec.path or "")
+    if not path.is_dir():
+        raise BenchError(f"dataset {spec.name!r}: directory {str(path)!r} does not exist")
+    return path
+
+
+def _hash_files(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@LOADERS.register("trec-dir")
+def _trec_dir(spec: DatasetSpec, directory: Path | None = None) -> Collection:
+    d = directory or _dir(spec)
+    queries: dict[str, str] = {}
+    qpath = d / "queries.tsv"
+    if not qpath.is_file():
+        raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
+    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise BenchError(f"{qpath}:{lineno}: expected qid<TAB>text")
+            queries[qid] = text
+    if spec.split:
+        splits = json.loads((d / "splits.json").read_text()) if (d / "splits.json").is_file() else {}
+        if spec.split not in splits:
+            raise BenchError(f"dataset {spec.name!r}: split {spec.split!r} not in {d / 'splits.json'}")
+        queries = {q: queries[q] for q in splits[spec.split]}
+    docs = _JsonlDocs(d / "docs.jsonl", "doc_id") if (d / "docs.jsonl").is_file() else None
+    if docs is None:
+        raise BenchError(f"dataset {spec.name!r}: missing {d / 'docs.jsonl'}")
+    data_hash = _hash_files(d / "docs.jsonl", qpath, d / "qrels.txt", d / "splits.json")
+    run = _first_stage(spec, docs, queries, d, data_hash)
+    return Collection(spec.name, queries, docs, _read_qrels(d / "qrels.txt"), run,
+                      meta={"source": spec.source, "path": str(d), "split": spec.split,
+                            "first_stage": spec.first_stage, "top_k": spec.top_k,
+                            "hash": _digest(data_hash, spec.split, spec.first_stage, spec.top_k)})
+
+
+@LOADERS.register("embedded")
+def _embedded(spec: DatasetSpec) -> Collection:
+    from .embedded import embedded_dir
+
+    return _trec_dir(spec, embedded_dir())
+
+
+@LOADERS.register("beir-dir")
+def _beir_dir(spec: DatasetSpec) -> Collection:
+    d = _dir(spec)
+    split = spec.split or "test"
+    queries: dict[str, str] = {}
+    qpath = d / "queries.jsonl"
+    if not qpath.is_file():
+        raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
+    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                queries[str(row["_id"])] = row["text"]
+            except (ValueError, KeyError):
+                raise BenchError(f"{qpath}:{lineno}: expected a JSON object with '_id' and 'text'") from None
+    qrels = _read_qrels(d / "qrels" / f"{split}.tsv")
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    docs = _JsonlDocs(d / "corpus.jsonl", "_id")
+    data_hash = _hash_files(d / "corpus.jsonl", qpath, d / "qrels" / f"{split}.tsv")
+    run = _first_stage(spec, docs, queries, d, data_hash)
+    return Collection(spec.name, queries, docs, qrels, run,
+                      meta={"source": spec.source, "path": str(d), "split": split, "first_stage": spec.first_stage,
+                            "top_k": spec.top_k, "hash": _digest(data_hash, split, spec.first_stage, spec.top_k)})
+
+
+# ---- ir_datasets --------------------------------------------------------------------------------------------------
+
+
+class _DocstoreDocs(Mapping[str, str]):
+    """Lazy docid -> text over an ir_datasets docstore: only documents the reranker reads are fetched."""
+
+    def __init__(self, dataset: Any, store: Any) -> None:
+        self._dataset, self._store = dataset, store
+
+    def __getitem__(self, key: str) -> str:
+        return self._store.get(key).default_text()
+
+    def __iter__(self) -> Iterator[str]:
+        return (d.doc_id for d in self._dataset.docs_iter())
+
+    def __len__(self) -> int:
+        return self._dataset.docs_count() or 0
+
+
+def _irds_call(spec: DatasetSpec, what: str, fn):
+    """Run an ir_datasets access; turn download/licence failures into one line naming the dataset."""
+    try:
+        return fn()
+    except BenchError:
+        raise
+    except Exception as err:  # noqa: BLE001 -- ir_datasets raises many types for missing data
+        text = f"{type(err).__name__}: {err}".lower()
+        home = os.environ.get("IR_DATASETS_HOME", "~/.ir_datasets")
+        if spec.id and spec.id.startswith("disks45") or "license" in text or "licence" in text:
+            raise BenchError(f"dataset {spec.name!r} ({spec.id}): the corpus needs a licence (TREC disks 4+5); "
+                             f"obtain it and place it as ir_datasets documents under {home}") from None
+        raise BenchError(f"dataset {spec.name!r}: could not read {what} of ir_datasets id {spec.id!r} (offline or "
+                         f"not downloaded: {type(err).__name__}); put its files under IR_DATASETS_HOME ({home}) "
+                         f"or use a local beir-dir/trec-dir row") from None
+
+
+@LOADERS.register("ir_datasets")
+def _ir_datasets(spec: DatasetSpec) -> Collection:
+    import ir_datasets
+
+    try:
+        ds = ir_datasets.load(spec.id)
+    except KeyError:
+        raise BenchError(f"dataset {spec.name!r}: {spec.id!r} is not an ir_datasets id") from None
+    queries = _irds_call(spec, "queries", lambda: {q.query_id: q.default_text() for q in ds.queries_iter()})
+    qrels: Qrels = {}
+    for qrel in _irds_call(spec, "qrels", lambda: list(ds.qrels_iter())):
+        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    docs = _irds_call(spec, "documents", lambda: _DocstoreDocs(ds, ds.docs_store()))
+    data_hash = _digest(spec.id, len(queries), sum(len(r) for r in qrels.values()))
+    if spec.first_stage == "scoreddocs":
+        if not ds.has_scoreddocs():
+            raise BenchError(f"dataset {spec.name!r}: {spec.id!r} ships no scoreddocs; use first_stage = 'bm25'")
+        run: Run = {}
+        for sd in _irds_call(spec, "scoreddocs", lambda: list(ds.scoreddocs_iter())):
+            if sd.query_id in queries:
+                run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
+        run = {q: dict(sorted(r.items(), key=lambda kv: (-kv[1], kv[0]))[:spec.top_k]) for q, r in run.items()}
+    else:
+        run = _irds_call(spec, "documents", lambda: _first_stage(spec, _materialise(ds), queries, None, data_hash))
+    return Collection(spec.name, queries, docs, qrels, run,
+                      meta={"source": spec.source, "ir_datasets_id": spec.id, "first_stage": spec.first_stage,
+                            "top_k": spec.top_k, "hash": _digest(data_hash, spec.first_stage, spec.top_k)})
+
+
+def _materialise(ds: Any) -> dict[str, str]:
+    """All documents as text, for indexing with BM25 (only for first_stage = 'bm25')."""
+    return {d.doc_id: d.default_text() for d in ds.docs_iter()}
+
+
+# ---- long documents -------------------------------------------------------------------------------------------------
+
+
+def _maxp(coll: Collection, spec: DatasetSpec) -> Collection:
+    """Split candidate documents into windows; doc ids become ``<docid>#<i>`` and qrels/run follow them.
+
+    :func:`fold_passages` folds window scores back into document scores (max)."""
+    docs: dict[str, str] = {}
+    run: Run = {}
+    for q, cands in coll.run.items():
+        for did, score in cands.items():
+            words = coll.docs[did].split()
+            starts = range(0, max(len(words) - spec.window, 0) + 1, spec.stride)
+            for i, s in enumerate(starts):
+                pid = f"{did}#{i}"
+                docs.setdefault(pid, " ".join(words[s:s + spec.window]))
+                run.setdefault(q, {})[pid] = score
+    meta = {**coll.meta, "passages": "maxp", "window": spec.window, "stride": spec.stride}
+    return Collection(coll.name, coll.queries, docs, coll.qrels, run, meta=meta)
+
+
+def fold_passages(run: Run, coll: Collection) -> Run:
+    """MaxP: a document's score is its best window's score; other collections pass through unchanged."""
+    if coll.meta.get("passages") != "maxp":
+        return run
+    out: Run = {}
+    for q, cands in run.items():
+        row = out.setdefault(q, {})
+        for pid, score in cands.items():
+            did = pid.rsplit("#", 1)[0]
+            row[did] = max(score, row.get(did, float("-inf")))
+    return out
