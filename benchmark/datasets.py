@@ -314,6 +314,10 @@ class _DocstoreDocs(Mapping[str, str]):
 
 def _irds_call(spec: DatasetSpec, what: str, fn):
     """Run an ir_datasets access; turn download/licence failures into one line naming the dataset."""
+    import logging
+
+    # ir_datasets' per-module loggers print download-retry warnings that would bury our one-line message.
+    logging.disable(logging.WARNING)
     try:
         return fn()
     except BenchError:
@@ -327,6 +331,8 @@ def _irds_call(spec: DatasetSpec, what: str, fn):
         raise BenchError(f"dataset {spec.name!r}: could not read {what} of ir_datasets id {spec.id!r} (offline or "
                          f"not downloaded: {type(err).__name__}); put its files under IR_DATASETS_HOME ({home}) "
                          f"or use a local beir-dir/trec-dir row") from None
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 @LOADERS.register("ir_datasets")

@@ -24,6 +24,7 @@ from pathlib import Path
 VERSION = 1
 SEED = 13
 SPLITS = {"train": 200, "dev": 40, "test": 60}
+BACKGROUND = 800  # documents about topics no query asks for
 
 CONCEPTS = [
     ("car", "automobile", "motor vehicle"), ("physician", "doctor", "medical practitioner"),
@@ -134,6 +135,13 @@ def generate(out: Path) -> None:
             sents = [rng.choice(DISTRACT).format(q=qc, c=oc, a=qa),
                      rng.choice(DETAIL).format(c=oc, a=qa)]
             add_doc(sents, other, a, 3)
+    # Background: documents about concept/aspect combinations no query asks for (they share words with queries).
+    asked = set(topics)
+    unasked = [(c, a) for c in range(len(CONCEPTS)) for a in range(len(ASPECTS)) if (c, a) not in asked]
+    for c, a in rng.sample(unasked, BACKGROUND):
+        sents = [rng.choice(DETAIL).format(c=rng.choice(CONCEPTS[c]), a=rng.choice(ASPECTS[a]))
+                 for _ in range(rng.randint(2, 4))]
+        add_doc(sents, c, a, 3)
     for c, names in enumerate(CONCEPTS):
         for _ in range(2):
             a1, a2, a3, a4 = rng.sample(range(len(ASPECTS)), 4)

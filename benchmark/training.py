@@ -145,7 +145,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
             idx = order[b:b + cfg.batch_size]
             loss = _step(model, tokenizer, collection, groups, idx, targets, objective, cfg, device, dtype,
                          use_token_type_ids)
-            check_finite(loss, f"{desc} step {step} (epoch {epoch})")
+            check_finite(loss.detach(), f"{desc} step {step} (epoch {epoch})")
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(opt)
@@ -154,10 +154,11 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
             scaler.update()
             sched.step()
             pairs += sum(len(groups.docids[i]) for i in idx)
+            value = float(loss.detach())
             if step % log_every == 0 or step == total - 1:
-                curve.append([step, round(float(loss), 6)])
+                curve.append([step, round(value, 6)])
             step += 1
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             bar.update()
     bar.close()
     model.eval()

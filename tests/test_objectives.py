@@ -1,0 +1,108 @@
+"""Each objective on hand-computed values, permutation invariance, gradient direction and masking."""
+
+import math
+
+import pytest
+import torch
+
+from benchmark.errors import BenchError, CellFailure
+from benchmark.objectives import OBJECTIVES, check_finite, get_objective
+
+S = torch.tensor([[2.0, 0.0, 1.0]])
+T = torch.tensor([[3.0, 0.0, 1.0]])  # scores-type targets (teacher logits / grades)
+P = torch.tensor([[1.0, 0.0, 0.0]])  # probability targets
+M = torch.ones(1, 3, dtype=torch.bool)
+
+
+def _targets(name: str) -> torch.Tensor:
+    return P if get_objective(name).target == "probability" else T
+
+
+def sig(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
+
+
+# Hand computations for S = [2, 0, 1], T = [3, 0, 1], P = [1, 0, 0].
+_lse = math.log(math.exp(2) + math.exp(0) + math.exp(1))
+_p = [math.exp(t) / (math.exp(3) + 1 + math.exp(1)) for t in (3, 0, 1)]
+_q = [math.exp(s - _lse) for s in (2, 0, 1)]
+# ADR-MSE: approximate ranks r̂_i = 1 + Σ_j σ(s_j - s_i); teacher ranks [1, 3, 2]; weights 1/log2(r+1).
+_r_hat = [1 + sig(0 - 2) + sig(1 - 2), 1 + sig(2 - 0) + sig(1 - 0), 1 + sig(2 - 1) + sig(0 - 1)]
+_w = [1 / math.log2(2), 1 / math.log2(4), 1 / math.log2(3)]
+EXPECTED = {
+    "bce": (-math.log(sig(2)) - math.log(1 - sig(0)) - math.log(1 - sig(1))) / 3,
+    "mse": ((2 - 3) ** 2 + 0 + 0) / 3,
+    # positive = index 0; margins s: [2, 1], t: [3, 2] -> errors 1, 1
+    "margin-mse": ((2 - 3) ** 2 + (1 - 2) ** 2) / 2,
+    # pairs with t_i > t_j: (0,1), (0,2), (2,1); s diffs 2, 1, 1
+    "ranknet": (math.log1p(math.exp(-2)) + 2 * math.log1p(math.exp(-1))) / 3,
+    "infonce": _lse - 2,
+    "listnet": sum(p * (math.log(p) - math.log(q)) for p, q in zip(_p, _q)),
+    "adr-mse": sum(w * (r - rh) ** 2 for w, r, rh in zip(_w, (1, 3, 2), _r_hat)) / sum(_w),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_hand_computed_value(name):
+    value = get_objective(name).fn(S, _targets(name), M)
+    assert value.item() == pytest.approx(EXPECTED[name], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_permutation_invariance(name):
+    torch.manual_seed(0)
+    s, t = torch.randn(3, 6), torch.randn(3, 6)
+    if get_objective(name).target == "probability":
+        t = (t > 0).float()
+    m = torch.ones(3, 6, dtype=torch.bool)
+    m[1, 4:] = False
+    perm = torch.randperm(6)
+    fn = get_objective(name).fn
+    assert fn(s, t, m).item() == pytest.approx(fn(s[:, perm], t[:, perm], m[:, perm]).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_gradient_fixes_a_misordered_pair(name):
+    scores = torch.tensor([[0.0, 1.0]], requires_grad=True)  # the relevant doc (index 0) is scored lower
+    targets = torch.tensor([[1.0, 0.0]])
+    get_objective(name).fn(scores, targets, torch.ones(1, 2, dtype=torch.bool)).backward()
+    step = -scores.grad[0]  # gradient descent direction
+    assert step[0] - step[1] > 0, f"{name} does not push the positive above the negative"
+
+
+@pytest.mark.parametrize("name", OBJECTIVES.names())
+def test_padding_changes_nothing(name):
+    fn = get_objective(name).fn
+    base_s = S.clone().requires_grad_(True)
+    base = fn(base_s, _targets(name), M)
+    base.backward()
+    padded_s = torch.cat([S, torch.tensor([[float("inf"), -7.0]])], dim=1).requires_grad_(True)
+    padded_t = torch.cat([_targets(name), torch.tensor([[float("nan"), 99.0]])], dim=1)
+    padded_m = torch.cat([M, torch.zeros(1, 2, dtype=torch.bool)], dim=1)
+    value = fn(padded_s, padded_t, padded_m)
+    value.backward()
+    assert value.item() == pytest.approx(base.item(), rel=1e-6)
+    assert torch.allclose(padded_s.grad[:, :3], base_s.grad)
+    assert torch.all(padded_s.grad[:, 3:] == 0)
+
+
+def test_rows_without_contrast_contribute_zero_not_nan():
+    s = torch.tensor([[1.0, 2.0], [0.5, 0.1]])
+    t = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    m = torch.tensor([[True, False], [True, True]])
+    for name in ("ranknet", "infonce", "listnet", "adr-mse", "margin-mse"):
+        assert torch.isfinite(get_objective(name).fn(s, t, m)), name
+
+
+def test_registry_and_docstrings():
+    assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "infonce", "listnet", "adr-mse"}
+    for name, obj in OBJECTIVES.items():
+        assert obj.fn.__doc__ and obj.paper and obj.family in ("pointwise", "pairwise", "listwise")
+    with pytest.raises(BenchError, match="unknown objective 'hinge'"):
+        get_objective("hinge")
+
+
+def test_check_finite_names_the_place():
+    check_finite(torch.tensor(1.0), "step 1")
+    with pytest.raises(CellFailure, match="non-finite loss .* at step 7"):
+        check_finite(torch.tensor(float("nan")), "step 7")
