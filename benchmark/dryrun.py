@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import CellConfig, Experiment
-from .grid import is_done, matches
+from .grid import is_done, select_cells
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
 # Sources: ir_datasets documentation pages of each id.
@@ -42,7 +42,7 @@ def needs(cell: CellConfig) -> list[str]:
 
 
 def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str] | None = None) -> str:
-    cells = [c for c in experiment.cells if matches(c, only or {})]
+    cells, _ = select_cells(experiment, results_dir, force=True, only=only)
     lines = [f"grid {experiment.name}: {len(cells)} cell(s)"]
     total = 0.0
     for i, cell in enumerate(cells, 1):

@@ -1,0 +1,44 @@
+"""The command line: one-line errors (exit 2) for bad input, dry-run listing, report re-rendering."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (["/nonexistent.toml"], "cannot read grid file '/nonexistent.toml'"),
+    (["experiments/default.toml", "--only", "backbone"], "--only expects AXIS=VALUE"),
+    (["experiments/default.toml", "--only", "backbone=nope", "--dry-run"], "matches no cell"),
+    (["experiments/default.toml", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["report", "/nonexistent-results"], "results directory '/nonexistent-results' does not exist"),
+])
+def test_bad_input_is_one_line_on_stderr(args, culprit, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and culprit in err
+
+
+def test_malformed_toml_through_the_script(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[experiment\nname = 'x'\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "run_grid.py"), str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {bad}: malformed TOML") and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_dry_run_lists_every_cell(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(ROOT)
+    assert main(["experiments/default.toml", "--dry-run", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "grid default: 30 cell(s)"
+    assert sum("[todo]" in line for line in out) == 30
+    assert "GPU-h" in out[1] and "embedded-train" in out[1]
