@@ -3,6 +3,11 @@
 Kinds (``TEACHER_KINDS``, one function each):
 
 - ``labels`` — the qrels grades themselves (no distillation).
+- ``score-file`` — published teacher scores: the Hofstätter et al. 2020 TSV (``score_pos score_neg qid pid_pos
+  pid_neg``) or a TREC run file (the score column); targets are those scores on exactly the pairs the file covers.
+- ``llm-ranking`` — ranked lists of an LLM teacher (RankGPT / RankZephyr style), as a TREC run file (rank column) or
+  JSONL (``{"qid": ..., "ranking": [docid, ...]}``, best first); targets are ranks (ADR-MSE uses them as they are,
+  score-based objectives see -rank, BCE sees the top-ranked candidate as positive).
 - ``cross-encoder`` — one or several cross-encoders (backbone rows) score every training candidate; several form an
   ensemble whose per-model z-normalised scores are averaged (Hofstätter et al. 2020 average their teachers' scores;
   normalising first keeps one model's scale from dominating). A row with ``finetune_epochs > 0`` first fine-tunes
@@ -25,7 +30,7 @@ from .collection import Collection
 from .errors import BenchError
 from .registry import Registry
 
-KINDS = ("labels", "cross-encoder", "score-file", "llm-ranking")
+KINDS = ("labels", "cross-encoder", "bi-encoder", "score-file", "llm-ranking")
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,10 @@ class TeacherSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise BenchError(f"teacher {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.kind == "cross-encoder" and not self.models:
-            raise BenchError(f"teacher {self.name!r}: a cross-encoder teacher needs models = [backbone rows]")
+        if self.kind in ("cross-encoder", "bi-encoder") and not self.models:
+            raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs models = [backbone rows]")
+        if self.kind in ("score-file", "llm-ranking") and not self.path:
+            raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs path = \"<file>\"")
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> TeacherSpec:
@@ -57,6 +64,8 @@ for _spec in [
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
     TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
+    TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
+                description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
@@ -101,11 +110,20 @@ def _labels(spec: TeacherSpec, ctx: TeacherContext):
 
 @TEACHER_KINDS.register("cross-encoder")
 def _cross_encoder(spec: TeacherSpec, ctx: TeacherContext):
+    return _ensemble([_cached_scores(spec, ctx, ctx.backbone_of(m), _cross_encoder_scores) for m in spec.models])
+
+
+@TEACHER_KINDS.register("bi-encoder")
+def _bi_encoder(spec: TeacherSpec, ctx: TeacherContext):
+    return _ensemble([_cached_scores(spec, ctx, ctx.backbone_of(m), _bi_encoder_scores) for m in spec.models])
+
+
+def _ensemble(per_model: list[dict[str, dict[str, float]]]):
+    """One model: its scores. Several: the mean of per-model z-normalised scores."""
     import numpy as np
 
     from .training import Targets
 
-    per_model = [_scores(spec, ctx, ctx.backbone_of(m)) for m in spec.models]
     if len(per_model) == 1:
         return Targets(per_model[0], "scores")
     table: dict[str, dict[str, float]] = {}
@@ -119,27 +137,22 @@ def _cross_encoder(spec: TeacherSpec, ctx: TeacherContext):
     return Targets(table, "scores")
 
 
-def _scores(spec: TeacherSpec, ctx: TeacherContext, backbone) -> dict[str, dict[str, float]]:
-    """Scores of one teacher model on every (query, candidate) of the pool, cached on disk."""
+Scorer = Callable[[TeacherSpec, TeacherContext, Any, list[str], list[str]], Any]
+
+
+def _cached_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, scorer: Scorer) -> dict[str, dict[str, float]]:
+    """Scores of one teacher model on every (query, candidate) of the pool, cached on disk by model + data hash."""
     from .results import atomic_write_text
 
-    data_key = _digest(ctx.collection.meta.get("hash", ctx.collection.name), ctx.pool)
-    key = _digest(backbone.to_dict(), spec.finetune_epochs, spec.finetune_objective, spec.finetune_lr,
-                  ctx.collection.meta.get("hash", ctx.collection.name), ctx.cell.train.max_length, data_key)
+    key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
+                  spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name), ctx.pool)
     path = cache_root() / "teacher-scores" / f"{backbone.name}-{key}.json"
     if path.exists():
         return json.loads(path.read_text())
-    model, tokenizer = _teacher_model(spec, ctx, backbone)
-    from .inference import Reranker
-    from .training import resolve_device
-
-    device = resolve_device(ctx.cell.train.device)
-    reranker = Reranker(model, tokenizer, max_length=ctx.cell.train.max_length, batch_size=ctx.cell.eval.batch_size,
-                        device=device, dtype=backbone.dtype if device.type == "cuda" else "fp32",
-                        use_token_type_ids=backbone.token_type_ids)
     pairs = [(q, d) for q, cands in ctx.pool.items()
              for d in dict.fromkeys([*cands, *ctx.collection.qrels.get(q, {})])]
-    values = reranker.score([ctx.collection.queries[q] for q, _ in pairs], [ctx.collection.docs[d] for _, d in pairs])
+    values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in pairs],
+                    [ctx.collection.docs[d] for _, d in pairs])
     scores: dict[str, dict[str, float]] = {}
     for (q, d), v in zip(pairs, values):
         scores.setdefault(q, {})[d] = round(float(v), 6)
@@ -147,29 +160,66 @@ def _scores(spec: TeacherSpec, ctx: TeacherContext, backbone) -> dict[str, dict[
     return scores
 
 
+def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
+    from .inference import Reranker
+    from .training import resolve_device
+
+    model, tokenizer = _teacher_model(spec, ctx, backbone)
+    device = resolve_device(ctx.cell.train.device)
+    reranker = Reranker(model, tokenizer, max_length=ctx.cell.train.max_length, batch_size=ctx.cell.eval.batch_size,
+                        device=device, dtype=backbone.dtype if device.type == "cuda" else "fp32",
+                        use_token_type_ids=backbone.token_type_ids)
+    return reranker.score(queries, docs)
+
+
+BI_ENCODER_SCALE = 20.0  # cosine x 20 (the usual contrastive temperature) puts scores on a logit-like scale
+
+
+def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
+    """Cosine similarity of sentence-transformers embeddings (each distinct text encoded once), x 20."""
+    from sentence_transformers import SentenceTransformer
+
+    from .backbones import resolve_model_path
+    from .training import resolve_device
+
+    device = str(resolve_device(ctx.cell.train.device))
+    model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
+    texts = sorted(set(queries) | set(docs))
+    emb = model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
+                       show_progress_bar=False)
+    row = {t: i for i, t in enumerate(texts)}
+    q, d = emb[[row[t] for t in queries]], emb[[row[t] for t in docs]]
+    return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
+
+
+def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
+    """How a teacher is fine-tuned: every training label (no label budget), the cell's grouping and length."""
+    from .config import TrainConfig
+
+    base = ctx.cell.train
+    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
+                       negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
+                       batch_size=base.batch_size, lr=spec.finetune_lr, max_length=base.max_length,
+                       dtype=backbone.dtype, device=base.device)
+
+
 def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
     """The teacher cross-encoder, fine-tuned on all training labels once and cached as safetensors."""
     from safetensors.torch import load_file, save_file
 
     from .backbones import build_cross_encoder
-    from .config import TrainConfig
     from .objectives import get_objective
     from .training import Targets, train_model
 
     model, tokenizer = build_cross_encoder(backbone, seed=0)
     if spec.finetune_epochs <= 0:
         return model, tokenizer
-    base = ctx.cell.train
-    key = _digest(backbone.to_dict(), spec.finetune_epochs, spec.finetune_objective, spec.finetune_lr,
-                  ctx.collection.meta.get("hash", ctx.collection.name), base.max_length)
+    cfg = _finetune_config(spec, ctx, backbone)
+    key = _digest(backbone.to_dict(), repr(cfg), spec.finetune_objective, ctx.collection.meta.get("hash"))
     path = cache_root() / "teachers" / f"{backbone.name}-{key}.safetensors"
     if path.exists():
         model.load_state_dict(load_file(str(path)))
         return model.eval(), tokenizer
-    # The teacher sees every training label (no label budget): it stands for a model trained on the full set.
-    cfg = TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
-                      negatives_depth=base.negatives_depth, epochs=spec.finetune_epochs, batch_size=base.batch_size,
-                      lr=spec.finetune_lr, max_length=base.max_length, dtype=backbone.dtype, device=base.device)
     train_model(model, tokenizer, ctx.collection, Targets(ctx.collection.qrels, "labels"),
                 get_objective(spec.finetune_objective), cfg, seed=0,
                 use_token_type_ids=backbone.token_type_ids, desc=f"teacher {backbone.name}")
@@ -178,3 +228,95 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path)
     return model.eval(), tokenizer
+
+
+def _file(spec: TeacherSpec) -> Path:
+    path = Path(spec.path or "")
+    if spec.path and not path.is_absolute() and not path.exists():
+        packaged = Path(__file__).resolve().parent / "data" / spec.path
+        path = packaged if packaged.exists() else path
+    if not path.is_file():
+        raise BenchError(f"teacher {spec.name!r}: file {spec.path!r} does not exist")
+    return path
+
+
+def _number(text: str, path: Path, lineno: int) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise BenchError(f"{path}:{lineno}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise BenchError(f"{path}:{lineno}: non-finite score {text!r}")
+    return value
+
+
+def _check_ids(path: Path, lineno: int, ctx: TeacherContext, qid: str, docids: list[str]) -> None:
+    if qid not in ctx.collection.queries:
+        raise BenchError(f"{path}:{lineno}: unknown query id {qid!r} (not in dataset {ctx.collection.name!r})")
+    for d in docids:
+        if d not in ctx.collection.docs:
+            raise BenchError(f"{path}:{lineno}: unknown document id {d!r} (not in dataset {ctx.collection.name!r})")
+
+
+@TEACHER_KINDS.register("score-file")
+def _score_file(spec: TeacherSpec, ctx: TeacherContext):
+    from .training import Targets
+
+    path = _file(spec)
+    table: dict[str, dict[str, float]] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) == 5:  # Hofstätter et al. 2020: score_pos score_neg qid pid_pos pid_neg
+            pos, neg, qid, dpos, dneg = parts
+            _check_ids(path, lineno, ctx, qid, [dpos, dneg])
+            row = table.setdefault(qid, {})
+            row[dpos], row[dneg] = _number(pos, path, lineno), _number(neg, path, lineno)
+        elif len(parts) == 6:  # TREC run: qid Q0 docid rank score tag
+            qid, _, did, _, score, _ = parts
+            _check_ids(path, lineno, ctx, qid, [did])
+            table.setdefault(qid, {})[did] = _number(score, path, lineno)
+        else:
+            raise BenchError(f"{path}:{lineno}: expected 5 columns (score_pos score_neg qid pid_pos pid_neg) or a "
+                             f"6-column TREC run line, got {len(parts)}")
+    if not table:
+        raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
+    return Targets(table, "scores", pool={q: sorted(r) for q, r in table.items()})
+
+
+@TEACHER_KINDS.register("llm-ranking")
+def _llm_ranking(spec: TeacherSpec, ctx: TeacherContext):
+    from .training import Targets
+
+    path = _file(spec)
+    ranked: dict[str, list[str]] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix == ".jsonl":
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                qid, ranking = str(row["qid"]), [str(d) for d in row["ranking"]]
+            except (ValueError, KeyError, TypeError):
+                raise BenchError(f"{path}:{lineno}: expected {{\"qid\": ..., \"ranking\": [docids]}}") from None
+            _check_ids(path, lineno, ctx, qid, ranking)
+            ranked[qid] = ranking
+    else:
+        by_rank: dict[str, list[tuple[float, str]]] = {}
+        for lineno, line in enumerate(lines, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)")
+            _check_ids(path, lineno, ctx, parts[0], [parts[2]])
+            by_rank.setdefault(parts[0], []).append((_number(parts[3], path, lineno), parts[2]))
+        ranked = {q: [d for _, d in sorted(rows)] for q, rows in by_rank.items()}
+    if not ranked:
+        raise BenchError(f"teacher {spec.name!r}: {path} holds no rankings")
+    table = {q: {d: float(i + 1) for i, d in enumerate(docs)} for q, docs in ranked.items()}
+    return Targets(table, "ranks", pool=ranked)

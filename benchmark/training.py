@@ -32,6 +32,7 @@ class Targets:
 
     table: TargetTable
     kind: str  # "labels" (graded qrels), "scores" (teacher logits), "ranks" (LLM ranking, 1 = best)
+    pool: Mapping[str, list[str]] | None = None  # file teachers: the only candidates they judged, per query
 
     def values(self, qid: str, docids: Sequence[str]) -> list[float]:
         row = self.table.get(qid, {})
@@ -122,7 +123,13 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     qids = training_qids(collection, cfg.max_queries)
-    pool = negative_pool(collection, qids, cfg.negatives_depth)
+    if targets.pool is not None:  # a file teacher judged only some queries and candidates: train on those
+        qids = [q for q in qids if targets.pool.get(q)]
+        if not qids:
+            raise BenchError(f"the teacher's file covers none of the training queries of {collection.name!r}")
+        pool = targets.pool
+    else:
+        pool = negative_pool(collection, qids, cfg.negatives_depth)
     steps_per_epoch = math.ceil(len(qids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     model.to(device).train()
