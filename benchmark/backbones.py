@@ -171,7 +171,11 @@ def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0):
             model = AutoModelForSequenceClassification.from_config(config)
         else:
             source = resolve_model_path(spec.checkpoint)
-            kwargs = {"attn_implementation": spec.attn_implementation} if spec.attn_implementation else {}
+            # fp32 master weights whatever the checkpoint's dtype (transformers 5 would keep fp16 files in fp16,
+            # which breaks mixed-precision training); autocast picks the compute dtype.
+            kwargs = {"dtype": torch.float32}
+            if spec.attn_implementation:
+                kwargs["attn_implementation"] = spec.attn_implementation
             try:
                 model = AutoModelForSequenceClassification.from_pretrained(source, **overrides, **kwargs)
             except (OSError, ValueError) as err:

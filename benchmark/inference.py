@@ -53,20 +53,22 @@ class Reranker:
         n = len(queries)
         if n == 0:
             return np.zeros(0, dtype=np.float32)
-        # Tokenize once without padding to get lengths, then pad each length-sorted batch only to its own longest.
+        # One tokenizer call pads every pair to the longest (right padding); each length-sorted batch then takes
+        # only the columns up to its own longest pair: dynamic padding without per-row Python work.
         enc = self.tokenizer(list(queries), list(docs), truncation="only_second", max_length=self.max_length,
-                             padding=False)
-        lengths = np.fromiter((len(ids) for ids in enc["input_ids"]), dtype=np.int64, count=n)
+                             padding=True, return_tensors="np")
+        lengths = enc["attention_mask"].sum(axis=1)
         order = np.argsort(-lengths, kind="stable")
         keys = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.use_token_type_ids
                                                    and "token_type_ids" in enc else [])
+        arrays = {k: torch.from_numpy(np.ascontiguousarray(enc[k][order])) for k in keys}
         out = np.empty(n, dtype=np.float32)
         with torch.inference_mode(), autocast_context(self.device, self.dtype):
             for start in range(0, n, self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({k: [enc[k][i] for i in idx] for k in keys}, return_tensors="pt")
-                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                out[idx] = self.model(**batch).logits[:, 0].float().cpu().numpy()
+                width = int(lengths[order[start]])
+                batch = {k: v[start:start + self.batch_size, :width].to(self.device, non_blocking=True)
+                         for k, v in arrays.items()}
+                out[order[start:start + self.batch_size]] = self.model(**batch).logits[:, 0].float().cpu().numpy()
         return out
 
     def rerank(self, collection: Collection, qids: Iterable[str], k: int = 100) -> Run:
