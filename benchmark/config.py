@@ -44,7 +44,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128
-    dtype: str = "bf16"  # autocast dtype on CUDA; CPU trains in fp32
+    dtype: str = "auto"  # autocast dtype; auto = the backbone row's dtype on CUDA, fp32 on CPU
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -57,7 +57,7 @@ class TrainConfig:
             raise BenchError(f"train.lr must be positive, got {self.lr}")
         _one_of(self, "negatives", NEGATIVES)
         _one_of(self, "device", DEVICES)
-        _one_of(self, "dtype", ("fp32", "bf16", "fp16"))
+        _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
 
 
 @dataclass(frozen=True)

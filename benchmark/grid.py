@@ -61,7 +61,8 @@ def run_cell(cell: CellConfig) -> dict[str, Any]:
 
     model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
     train = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cell.train,
-                        seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids, desc=short_name(cell))
+                        seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
+                        backbone_dtype=cell.backbone.dtype, desc=short_name(cell))
 
     device = resolve_device(cell.train.device)
     max_length = cell.eval.max_length or cell.train.max_length

@@ -60,13 +60,14 @@ class TeacherSpec:
 TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
-    TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2,
+    TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2, finetune_lr=1e-4,
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
-    TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2,
+    TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=1e-4,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
     TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
                 description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
+                finetune_lr=1e-4,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
     TEACHERS.add(_spec.name, _spec)
@@ -165,9 +166,9 @@ def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, quer
     from .training import resolve_device
 
     model, tokenizer = _teacher_model(spec, ctx, backbone)
-    device = resolve_device(ctx.cell.train.device)
-    reranker = Reranker(model, tokenizer, max_length=ctx.cell.train.max_length, batch_size=ctx.cell.eval.batch_size,
-                        device=device, dtype=backbone.dtype if device.type == "cuda" else "fp32",
+    cfg = _finetune_config(spec, ctx, backbone)
+    reranker = Reranker(model, tokenizer, max_length=cfg.max_length, batch_size=ctx.cell.eval.batch_size,
+                        device=resolve_device(cfg.device), dtype=cfg.dtype,
                         use_token_type_ids=backbone.token_type_ids)
     return reranker.score(queries, docs)
 
@@ -193,14 +194,17 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
 
 
 def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
-    """How a teacher is fine-tuned: every training label (no label budget), the cell's grouping and length."""
+    """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length,
+    the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16 (teachers are not timed, so speed wins)."""
     from .config import TrainConfig
+    from .training import fast_cpu_dtype, resolve_device
 
     base = ctx.cell.train
+    cuda = resolve_device(base.device).type == "cuda"
     return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
                        batch_size=base.batch_size, lr=spec.finetune_lr, max_length=base.max_length,
-                       dtype=backbone.dtype, device=base.device)
+                       dtype=backbone.dtype if cuda else fast_cpu_dtype(), device=base.device)
 
 
 def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
@@ -222,7 +226,8 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
         return model.eval(), tokenizer
     train_model(model, tokenizer, ctx.collection, Targets(ctx.collection.qrels, "labels"),
                 get_objective(spec.finetune_objective), cfg, seed=0,
-                use_token_type_ids=backbone.token_type_ids, desc=f"teacher {backbone.name}")
+                use_token_type_ids=backbone.token_type_ids, backbone_dtype=backbone.dtype,
+                desc=f"teacher {backbone.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))

@@ -105,6 +105,18 @@ def sample_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig,
     return Groups(out_q, out_d)
 
 
+def compute_dtype(device: torch.device, requested: str, backbone_dtype: str) -> str:
+    """The autocast dtype: ``auto`` is the backbone row's dtype on CUDA and fp32 on CPU; anything else as asked."""
+    if requested == "auto":
+        return backbone_dtype if device.type == "cuda" else "fp32"
+    return requested
+
+
+def fast_cpu_dtype() -> str:
+    """bf16 where the CPU has AVX512-BF16 (about 2x faster than fp32 for MiniLM here), else fp32."""
+    return "bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -114,8 +126,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
-                cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, desc: str = "train",
-                log_every: int = 5) -> dict:
+                cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, backbone_dtype: str = "fp32",
+                desc: str = "train", log_every: int = 5) -> dict:
     """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s)."""
     from transformers import get_linear_schedule_with_warmup
 
@@ -138,7 +150,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
-    dtype = cfg.dtype if device.type == "cuda" else "fp32"
+    dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
     curve: list[list[float]] = []
     pairs = 0
