@@ -40,6 +40,7 @@ class TrainConfig:
     negatives_depth: int = 100  # sample negatives from the first-stage top-N
     epochs: int = 3
     batch_size: int = 16  # queries (groups) per optimiser step
+    grad_accum: int = 1  # micro-batches per step (same effective batch, less memory)
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -48,7 +49,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _positive(self, "group_size", "epochs", "batch_size", "max_length", "negatives_depth")
+        _positive(self, "group_size", "epochs", "batch_size", "grad_accum", "max_length", "negatives_depth")
         if self.max_queries is not None and self.max_queries <= 0:
             raise BenchError(f"train.max_queries must be positive, got {self.max_queries}")
         if self.group_size < 2:

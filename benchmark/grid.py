@@ -6,6 +6,7 @@ resumes where it left off. A failing cell writes a failure record (reason + trac
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import traceback
@@ -35,7 +36,6 @@ def _collection(spec_json: str) -> Collection:
 
 
 def load(cell: CellConfig, name: str) -> Collection:
-    import dataclasses
     import json
 
     return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
@@ -52,6 +52,8 @@ def run_cell(cell: CellConfig) -> dict[str, Any]:
     from .teachers import TeacherContext, compute_targets
     from .training import negative_pool, resolve_device, train_model, training_qids
 
+    import torch
+
     started = _now()
     train_data = load(cell, cell.train.dataset)
     pool = negative_pool(train_data, training_qids(train_data, None), cell.train.negatives_depth)
@@ -59,10 +61,21 @@ def run_cell(cell: CellConfig) -> dict[str, Any]:
     ctx = TeacherContext(train_data, pool, cell, lambda n: backbone_of(n) or BACKBONES.get(n))
     targets = compute_targets(cell.teacher, ctx)
 
-    model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
-    train = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cell.train,
-                        seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
-                        backbone_dtype=cell.backbone.dtype, desc=short_name(cell))
+    def fit(cfg):
+        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+        stats = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
+                            seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
+                            backbone_dtype=cell.backbone.dtype, desc=short_name(cell))
+        return model, tokenizer, stats
+
+    try:
+        model, tokenizer, train = fit(cell.train)
+    except torch.cuda.OutOfMemoryError:
+        # One retry: half the micro-batch, twice the accumulation, so the effective batch is unchanged.
+        torch.cuda.empty_cache()
+        retry = dataclasses.replace(cell.train, grad_accum=cell.train.grad_accum * 2)
+        model, tokenizer, train = fit(retry)
+        train["oom_retry"] = {"grad_accum": retry.grad_accum}
 
     device = resolve_device(cell.train.device)
     max_length = cell.eval.max_length or cell.train.max_length

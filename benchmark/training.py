@@ -162,18 +162,21 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         order = rng.permutation(len(groups.qids))
         for b in range(0, len(order), cfg.batch_size):
             idx = order[b:b + cfg.batch_size]
-            loss = _step(model, tokenizer, collection, groups, idx, targets, objective, cfg, device, dtype,
-                         use_token_type_ids)
-            check_finite(loss.detach(), f"{desc} step {step} (epoch {epoch})")
             opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            value = 0.0
+            # Gradient accumulation keeps the effective batch when memory forces smaller micro-batches.
+            for micro in np.array_split(idx, min(cfg.grad_accum, len(idx))):
+                loss = _step(model, tokenizer, collection, groups, micro, targets, objective, cfg, device, dtype,
+                             use_token_type_ids) * (len(micro) / len(idx))
+                check_finite(loss.detach(), f"{desc} step {step} (epoch {epoch})")
+                scaler.scale(loss).backward()
+                value += float(loss.detach())
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             scaler.step(opt)
             scaler.update()
             sched.step()
             pairs += sum(len(groups.docids[i]) for i in idx)
-            value = float(loss.detach())
             if step % log_every == 0 or step == total - 1:
                 curve.append([step, round(value, 6)])
             step += 1
