@@ -34,6 +34,8 @@ from pathlib import Path
 SEED = 13
 SPLITS = {"train": 200, "dev": 40, "test": 60}
 TOP_K = 100
+DETAILED, PARTIAL = 3, 2  # grade-3 and grade-2 passages written per topic
+P_FORUM, P_ADVERT = 0.5, 0.3  # chance that a topic gets a forum question / an advert repeating its query
 
 
 @dataclass(frozen=True)
@@ -429,11 +431,14 @@ INTROS = ("a practical guide to {n} for {the_c}.", "what you should know about {
 OVERVIEW = ("{the_c} raises many practical questions, from {n1} and {n2} to {n3}.",
             "this overview of {the_c} touches briefly on {n1}, {n2} and {n3}.")
 # Lexical overlap without meaning: they repeat the query (or its words) but answer nothing.
-FORUM = ("can anyone help? {q}? I have searched for hours and found nothing clear.",
-         "quick question for the forum: {q}? thanks in advance for any replies.",
-         "{q}? that is what I keep wondering. please reply if you have any experience.",
-         "my friend asked me {q} and I had no idea. does anyone here know?")
-ADVERT = ("{n} {c} deals today! best {c} {n} offers, cheap {c} {n}, compare {c} {n} prices. click here for "
+FORUM = ("can anyone help? {q}? I have searched for hours and found nothing clear. Every site I visit says something "
+         "different and I am getting confused.",
+         "quick question for the forum: {q}? I asked at the shop but they could not tell me. Thanks in advance for "
+         "any replies, it would really help.",
+         "{q}? That is what I keep wondering since last week. Please reply if you have any experience with this, "
+         "I would love to hear your stories.",
+         "my friend asked me {q} and I had no idea what to say. Does anyone here know? We made a bet on it.")
+ADVERT = ("{c} {n} deals today! best {c} {n} offers, cheap {c} {n}, compare {c} {n} prices. click here for "
           "{c} {n} tips and more {c} {n} news.",
           "top {c} {n} sites: {c} {n} guide, {c} {n} reviews, {c} {n} forum. sign up now for free {c} {n} alerts.")
 MENTION = ("none of this applies to {a_c}, which is a different matter.",
@@ -485,19 +490,18 @@ class _Writer:
 
 
 def _topic_docs(w: _Writer, di: int, ci: int, ai: int) -> list[_Doc]:
-    """Passages on one concept and aspect: two detailed (grade 3) and two partial answers (grade 2 for this aspect,
+    """Passages on one concept and aspect: detailed answers (grade 3) and partial ones (grade 2 for this aspect,
     grade 3 for the other aspect they are mainly about)."""
     dom = DOMAINS[di]
     names, aspect = dom.concepts[ci], dom.aspects[ai]
     docs = []
-    for _ in range(2):
+    for _ in range(DETAILED):
         pref = w.rng.choice(names)
-        sents = [w.fill(w.rng.choice(INTROS), dom, w.name(names, pref), n=w.rng.choice(aspect.names))]
-        if w.rng.random() < 0.4:  # not every passage announces its aspect by name
-            sents = []
+        intro = w.fill(w.rng.choice(INTROS), dom, w.name(names, pref), n=w.rng.choice(aspect.names))
+        sents = [intro] if w.rng.random() < 0.6 else []  # not every passage announces its aspect by name
         sents += [w.fill(f, dom, w.name(names, pref)) for f in w.rng.sample(aspect.facts, 3)]
         docs.append(_Doc(w.passage(sents), (di, ci), ai, Counter({ai: 3})))
-    for _ in range(2):
+    for _ in range(PARTIAL):
         pref = w.rng.choice(names)
         other = w.rng.choice([a for a in range(len(dom.aspects)) if a != ai])
         sents = [w.fill(f, dom, w.name(names, pref)) for f in w.rng.sample(dom.aspects[other].facts, 2)]
@@ -507,17 +511,19 @@ def _topic_docs(w: _Writer, di: int, ci: int, ai: int) -> list[_Doc]:
 
 
 def _distractors(w: _Writer, di: int, ci: int, ai: int, query: str, qname: str) -> list[_Doc]:
-    """Grade-0 passages that share the query's words: a forum question, an advert, a sibling concept's answer."""
+    """Grade-0 passages that share the query's words: a sibling concept's answer that mentions the query's concept,
+    and sometimes a forum question repeating the query or a keyword-stuffed advert."""
     dom = DOMAINS[di]
     aspect = dom.aspects[ai]
-    n = w.rng.choice(aspect.names)
-    docs = [_Doc(w.fill(w.rng.choice(FORUM), dom, qname, q=query), (di, ci)),
-            _Doc(w.fill(w.rng.choice(ADVERT), dom, qname, n=n), (di, ci))]
     sibling = w.rng.choice([c for c in range(len(dom.concepts)) if c != ci])
     sname = w.rng.choice(dom.concepts[sibling])
     sents = [w.fill(f, dom, sname) for f in w.rng.sample(aspect.facts, 2)]
     sents.insert(w.rng.randint(0, 2), w.fill(w.rng.choice(MENTION), dom, qname))
-    docs.append(_Doc(w.passage(sents), (di, sibling), ai, Counter({ai: 2})))
+    docs = [_Doc(w.passage(sents), (di, sibling), ai, Counter({ai: 2}))]
+    if w.rng.random() < P_FORUM:
+        docs.append(_Doc(w.fill(w.rng.choice(FORUM), dom, qname, q=query), (di, ci)))
+    if w.rng.random() < P_ADVERT:
+        docs.append(_Doc(w.fill(w.rng.choice(ADVERT), dom, qname, n=w.rng.choice(aspect.names)), (di, ci)))
     return docs
 
 
@@ -557,7 +563,7 @@ def generate(out: Path) -> None:
         queries.append(query)
         docs += _topic_docs(w, di, ci, ai) + _distractors(w, di, ci, ai, query, qname)
     for di, ci, ai in untopics:  # combinations nobody asks about still have documents, as in any real corpus
-        docs += _topic_docs(w, di, ci, ai)[:2]
+        docs += _topic_docs(w, di, ci, ai)
     docs += _background_docs(w)
     rng.shuffle(docs)  # docids must not reveal which topic a document was written for
 
