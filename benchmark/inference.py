@@ -27,9 +27,9 @@ def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length
     """Right-padded pairs truncating the document only; a pair whose query alone leaves no room for its document
     truncates both sides (``longest_first``), without changing how the other pairs are truncated."""
     queries, docs = list(queries), list(docs)
-    common = dict(max_length=max_length, padding_side="right")
     try:
-        return tokenizer(queries, docs, truncation="only_second", padding=True, return_tensors=tensors, **common)
+        return tokenizer(queries, docs, truncation="only_second", max_length=max_length, padding=True,
+                         padding_side="right", return_tensors=tensors)
     except Exception:  # noqa: BLE001 -- `tokenizers` raises a bare Exception ("Truncation error: ...")
         pass
     room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
@@ -38,10 +38,11 @@ def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length
     for strategy, flag in (("only_second", False), ("longest_first", True)):
         idx = [i for i, long in enumerate(too_long) if long == flag]
         if idx:
-            part = tokenizer([queries[i] for i in idx], [docs[i] for i in idx], truncation=strategy, **common)
+            part = tokenizer([queries[i] for i in idx], [docs[i] for i in idx], truncation=strategy,
+                             max_length=max_length)
             for j, i in enumerate(idx):
                 features[i] = {k: v[j] for k, v in part.items()}
-    return tokenizer.pad(features, return_tensors=tensors, **common)
+    return tokenizer.pad(features, padding_side="right", return_tensors=tensors)
 
 
 def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length: int,

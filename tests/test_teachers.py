@@ -79,3 +79,13 @@ def test_targets_are_mapped_to_what_each_objective_expects():
     probs = as_objective_targets(logits, "scores", bce, mask)
     assert probs[0, 1].item() == pytest.approx(1 / (1 + math.exp(-2)))
     assert Targets({"q": {"a": 1.0}}, "ranks").values("q", ["a", "b"]) == [1.0, 2.0]
+
+
+def test_shipped_llm_ranking_example_covers_the_embedded_training_queries():
+    from benchmark.datasets import get_dataset, load_collection
+
+    train = load_collection(get_dataset("embedded-train"))
+    ctx = TeacherContext(train, {}, SimpleNamespace(), lambda n: None)
+    targets = compute_targets(get_teacher("llm-example"), ctx)
+    assert targets.kind == "ranks" and set(targets.pool) == set(train.queries)
+    assert all(len(r) == 20 for r in targets.pool.values())
