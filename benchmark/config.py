@@ -191,6 +191,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
     cells = []
     for combo in itertools.product(*axes.values()):
         point = dict(zip(axes, combo))
+        point.update(point.pop("recipe", {}))  # a recipe fixes objective and teacher together
         train_over = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("train.")}
         train = typed.build(TrainConfig, {**train_base, **train_over}, "train")
         objective = point.get("objective", "infonce")
@@ -205,7 +206,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
             train=train,
             eval=eval_cfg,
             datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
-            axes={k: point[k] for k in axes},
+            axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
         ))
     for cell in cells:
         for model in cell.teacher.models:
@@ -232,6 +233,9 @@ def _axes(grid: Any) -> dict[str, list[Any]]:
         else:
             axes[key] = values
     for key, values in list(axes.items()):
+        if key == "recipe":
+            axes[key] = _recipes(values, axes)
+            continue
         if key not in CELL_AXES and not (key.startswith("train.") and key.split(".", 1)[1] in train_fields):
             raise BenchError(f"[grid] unknown axis {key!r} (known: {', '.join(CELL_AXES)}, train.<field>)")
         if not isinstance(values, list):
@@ -244,7 +248,23 @@ def _axes(grid: Any) -> dict[str, list[Any]]:
             raise BenchError(f"[grid] {key} values must be names (strings), got {values!r}")
         axes[key] = values
     # backbone/objective/teacher/seed always appear as coordinates so reports can group by them.
-    for key, default in (("backbone", "bert-tiny"), ("objective", "infonce"), ("teacher", "labels"), ("seed", 0)):
-        axes.setdefault(key, [default])
-    order = [k for k in CELL_AXES] + [k for k in axes if k not in CELL_AXES]
+    defaults = {"backbone": "bert-tiny", "objective": "infonce", "teacher": "labels", "seed": 0}
+    for key, default in defaults.items():
+        if not ("recipe" in axes and key in ("objective", "teacher")):
+            axes.setdefault(key, [default])
+    order = [k for k in CELL_AXES if k in axes] + [k for k in axes if k not in CELL_AXES]
     return {k: axes[k] for k in order}
+
+
+def _recipes(values: Any, axes: dict[str, Any]) -> list[dict[str, str]]:
+    """``recipe = [{objective = "margin-mse", teacher = "hofstaetter-ensemble"}, ...]``: objective and teacher
+    paired as the papers pair them, instead of crossing every objective with every teacher."""
+    if "objective" in axes or "teacher" in axes:
+        raise BenchError("[grid] recipe fixes objective and teacher: drop the separate objective/teacher axes")
+    if not isinstance(values, list) or not values:
+        raise BenchError("[grid] recipe must be a non-empty list of {objective = ..., teacher = ...} tables")
+    for i, r in enumerate(values):
+        if not isinstance(r, dict) or set(r) != {"objective", "teacher"} or not all(isinstance(v, str)
+                                                                                    for v in r.values()):
+            raise BenchError(f"[grid] recipe[{i}] must be {{objective = \"name\", teacher = \"name\"}}, got {r!r}")
+    return values

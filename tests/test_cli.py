@@ -42,3 +42,14 @@ def test_dry_run_lists_every_cell(capsys, monkeypatch, tmp_path):
     assert out[0] == "grid default: 30 cell(s)"
     assert sum("[todo]" in line for line in out) == 30
     assert "GPU-h" in out[1] and "embedded-train" in out[1]
+
+
+def test_paper_grid_dry_run_offline(capsys, monkeypatch, tmp_path):
+    """The paper grid lists every cell (5 backbones x 4 recipes), its data and models, with no network."""
+    monkeypatch.chdir(ROOT)
+    assert main(["experiments/paper.toml", "--dry-run", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "grid paper: 20 cell(s)" and sum("[todo]" in line for line in out) == 20
+    assert any("margin-mse__hofstaetter-ensemble" in line and "bert_cat_ensemble" in line for line in out)
+    assert all("trec-dl-2019=msmarco-passage/trec-dl-2019/judged" in line for line in out[1:21])
+    assert out[-1].startswith("total ~") and "GPU-h" in out[-1]
