@@ -254,6 +254,10 @@ def _dir(spec: DatasetSpec) -> Path:
     return path
 
 
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _hash_files(*paths: Path) -> str:
     h = hashlib.sha256()
     for p in paths:

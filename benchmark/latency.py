@@ -65,15 +65,15 @@ def summarize(times_ms: Sequence[float], pairs_per_query: Sequence[int]) -> dict
             "pairs_per_s": float(sum(pairs_per_query) / (t.sum() / 1000)) if t.sum() else None, "runs": int(t.size)}
 
 
-def flops_per_pair(config, seq_len):
+def flops_per_pair(config, seq_len: float | np.ndarray) -> float | np.ndarray:
     """Forward matmul FLOPs of one pair of ``seq_len`` tokens (a multiply-add counts 2):
 
         layers * (seq_len * 2 * (4 h^2 + m * h * i) + 4 * seq_len^2 * h)
 
     h = hidden size, i = intermediate size; 4 h^2: Q, K, V and output projections; m * h * i: the feed-forward
-    matrices (m = 2, or 3 for ModernBERT's gated MLP whose input projection is 2i wide); 4 s^2 h: attention scores
-    and the weighted sum of values. ``seq_len`` may be a numpy array (one estimate per pair). Embeddings, layer norms, softmax, the head and DeBERTa's relative-position
-    terms are left out: an estimate, not a count."""
+    matrices (m = 2, or 3 for ModernBERT's gated MLP whose input projection is 2i wide); 4 seq_len^2 h: attention
+    scores and the weighted sum of values. Embeddings, layer norms, softmax, the head and DeBERTa's relative-position
+    terms are left out: an estimate, not a count. ``seq_len`` may be an array (one estimate per pair)."""
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     m = 3 if config.model_type == "modernbert" else 2
     return layers * (seq_len * 2 * (4 * h * h + m * h * i) + 4 * seq_len * seq_len * h)
