@@ -34,7 +34,7 @@ from pathlib import Path
 SEED = 13
 SPLITS = {"train": 200, "dev": 40, "test": 60}
 TOP_K = 100
-DETAILED, PARTIAL = 3, 2  # grade-3 and grade-2 passages written per topic
+DETAILED, PARTIAL = 4, 3  # grade-3 and grade-2 passages written per topic
 P_FORUM, P_ADVERT = 0.5, 0.3  # chance that a topic gets a forum question / an advert repeating its query
 
 

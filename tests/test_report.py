@@ -96,3 +96,24 @@ def test_holm_by_hand():
 
 def test_pareto_front():
     assert pareto_front([(10, 0.5), (20, 0.4), (30, 0.7), (5, 0.1)]) == [(5, 0.1), (10, 0.5), (30, 0.7)]
+
+
+CHROMIUM = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if __import__("os").path.exists(p)),
+                None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian package 'chromium')")
+def test_report_renders_in_headless_chromium(site, tmp_path):
+    import subprocess
+
+    import matplotlib.image
+
+    root, _ = site
+    png = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1280,1600",
+                    (root / "reports" / "index.html").as_uri()], capture_output=True, timeout=120, check=True)
+    pixels = matplotlib.image.imread(png)
+    assert pixels.shape[:2] == (1600, 1280)
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50  # text, tables and a plot, not blank
