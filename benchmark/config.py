@@ -41,6 +41,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 16  # queries (groups) per optimiser step
     grad_accum: int = 1  # micro-batches per step (same effective batch, less memory)
+    checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0 = never)
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1

@@ -41,7 +41,7 @@ def load(cell: CellConfig, name: str) -> Collection:
     return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
 
 
-def run_cell(cell: CellConfig) -> dict[str, Any]:
+def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, Any]:
     """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
     from .backbones import BACKBONES, build_cross_encoder
     from .datasets import fold_passages
@@ -65,7 +65,8 @@ def run_cell(cell: CellConfig) -> dict[str, Any]:
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
         stats = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
                             seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
-                            backbone_dtype=cell.backbone.dtype, desc=short_name(cell))
+                            backbone_dtype=cell.backbone.dtype, desc=short_name(cell),
+                            checkpoint_dir=checkpoint_dir)
         return model, tokenizer, stats
 
     try:
@@ -155,13 +156,18 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
     """Run one cell and write its record (ok or failed); never raises for a cell's own failure."""
     results = Path(results_dir)
     started = _now()
+    checkpoint_dir = record_path(results, cell.experiment, cell.cell_id).with_suffix(".ckpt")
     try:
-        record = run_cell(cell)
+        record = run_cell(cell, checkpoint_dir)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as err:  # noqa: BLE001 -- any cell failure becomes a failure record; the grid goes on
         record = failure_record(cell, err, results, started)
     write_record(results, record)
+    if record["status"] == "ok":
+        from .checkpoint import remove
+
+        remove(checkpoint_dir)
     return record
 
 

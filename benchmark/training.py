@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -127,9 +128,15 @@ def resolve_device(name: str) -> torch.device:
 
 def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
                 cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, backbone_dtype: str = "fp32",
-                desc: str = "train", log_every: int = 5) -> dict:
-    """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s)."""
+                desc: str = "train", log_every: int = 5, checkpoint_dir: Path | None = None) -> dict:
+    """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s).
+
+    With ``checkpoint_dir`` and ``cfg.checkpoint_every`` > 0, state is saved every that many steps and a rerun
+    resumes from it: the epoch's groups and order are re-drawn from the saved generator state, so the resumed run
+    takes exactly the steps the uninterrupted one would have."""
     from transformers import get_linear_schedule_with_warmup
+
+    from . import checkpoint
 
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
@@ -153,14 +160,21 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
     curve: list[list[float]] = []
-    pairs = 0
+    pairs = step = first_epoch = skip = 0
+    saving = checkpoint_dir is not None and cfg.checkpoint_every > 0
+    resumed = checkpoint.load(checkpoint_dir, model, opt, sched, scaler) if saving else None
+    if resumed:
+        rng.bit_generator.state = resumed["epoch_rng"]
+        first_epoch, skip, step, pairs, curve = (resumed[k] for k in ("epoch", "batch", "step", "pairs", "curve"))
     start = time.perf_counter()
-    bar = tqdm(total=total, desc=desc, leave=False, disable=None, dynamic_ncols=True)
-    step = 0
-    for epoch in range(cfg.epochs):
+    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+    for epoch in range(first_epoch, cfg.epochs):
+        epoch_rng = rng.bit_generator.state
         groups = sample_groups(collection, qids, cfg, rng, pool)
         order = rng.permutation(len(groups.qids))
-        for b in range(0, len(order), cfg.batch_size):
+        for batch, b in enumerate(range(0, len(order), cfg.batch_size)):
+            if epoch == first_epoch and batch < skip:
+                continue
             idx = order[b:b + cfg.batch_size]
             opt.zero_grad(set_to_none=True)
             value = 0.0
@@ -182,12 +196,19 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
             step += 1
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             bar.update()
+            if saving and step % cfg.checkpoint_every == 0:
+                checkpoint.save(checkpoint_dir, model, opt, sched, scaler,
+                                {"epoch": epoch, "batch": batch + 1, "epoch_rng": epoch_rng, "step": step,
+                                 "pairs": pairs, "curve": curve})
     bar.close()
     model.eval()
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "steps": step, "epochs": cfg.epochs, "queries": len(qids),
-            "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
-            "device": device.type, "dtype": dtype, "loss_curve": curve}
+    stats = {"seconds": round(seconds, 3), "steps": step, "epochs": cfg.epochs, "queries": len(qids),
+             "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
+             "device": device.type, "dtype": dtype, "loss_curve": curve}
+    if resumed:
+        stats["resumed_from_step"] = resumed["step"]
+    return stats
 
 
 def _step(model, tokenizer, collection: Collection, groups: Groups, idx: np.ndarray, targets: Targets,

@@ -85,3 +85,43 @@ def test_ray_executor_matches_local(tmp_path):
     assert set(local) == set(remote)
     for key, rec in local.items():  # same config, same seed, same CPU kernels -> same effectiveness
         assert remote[key]["metrics"] == rec["metrics"] and remote[key]["per_query"] == rec["per_query"]
+
+
+def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    import benchmark.training as training
+    from benchmark.backbones import build_cross_encoder
+    from benchmark.grid import load
+    from benchmark.objectives import get_objective
+
+    cell = load_experiment(_grid(tmp_path, "ckpt")).cells[0]
+    cfg = dataclasses.replace(cell.train, epochs=2, checkpoint_every=1)  # 24 queries / 8 = 3 steps an epoch
+    data = load(cell, cfg.dataset)
+    targets = training.Targets(data.qrels, "labels")
+
+    def train(checkpoint_dir):
+        model, tok = build_cross_encoder(cell.backbone, seed=0)
+        stats = training.train_model(model, tok, data, targets, get_objective("infonce"), cfg, seed=0,
+                                     use_token_type_ids=True, checkpoint_dir=checkpoint_dir)
+        return model, stats
+
+    reference, _ = train(None)
+    real_step, calls = training._step, []
+
+    def crash_at_fifth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # killed mid-epoch 2, after 4 checkpointed steps
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_step", crash_at_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "ckpt")
+    monkeypatch.setattr(training, "_step", real_step)
+    resumed, stats = train(tmp_path / "ckpt")
+    assert stats["resumed_from_step"] == 4 and stats["steps"] == 6
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
