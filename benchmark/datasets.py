@@ -5,14 +5,14 @@ Sources (``LOADERS``, one function each):
 - ``ir_datasets`` — any ir_datasets id; queries, qrels and a lazy docstore come from ir_datasets itself.
 - ``beir-dir`` — a directory in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 - ``trec-dir`` — a directory of TREC-style files: ``docs.jsonl`` (doc_id, text), ``queries.tsv`` (qid<TAB>text),
-  ``qrels.txt`` (TREC qrels), optional ``run*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
+  ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
 - ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
 
 First stage (``first_stage``): ``bm25`` (bm25s over the corpus, cached), ``scoreddocs`` (the run ir_datasets ships,
 e.g. the official BM25 top-1000 of TREC DL), ``run:<path>`` (a TREC run file), or ``file`` (the run in the directory).
 
 Long documents (``passages``): ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` splits each document
-into windows of ``window`` words starting every ``stride`` words and scores a document by its best window (MaxP, Dai &
+into word windows of ``window`` words with ``stride`` overlap and scores a document by its best window (MaxP, Dai &
 Callan 2019) — the reranker sees windows, the evaluation sees documents.
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,26 +112,28 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-def load_collection(spec: DatasetSpec, cache_dir: str | Path | None = None) -> Collection:
-    """Queries (judged ones only, capped at ``max_queries``), docs, qrels and the first-stage top-k of ``spec``.
-
-    ``cache_dir`` holds BM25 runs (default ``$RDB_CACHE/runs``); ``meta["hash"]`` identifies the data for caches.
-    """
-    from .teachers import cache_root
-
-    coll = LOADERS.get(spec.source)(spec, Path(cache_dir) if cache_dir else cache_root() / "runs")
-    return _maxp(coll, spec) if spec.passages == "maxp" else coll
+def _cache_dir() -> Path:
+    return Path(os.environ.get("RDB_CACHE", Path.home() / ".cache" / "rerank-distill-bench")) / "runs"
 
 
-LOADERS: Registry[Callable[[DatasetSpec, Path], Collection]] = Registry("dataset source")
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _select(spec: DatasetSpec, queries: dict[str, str], qrels: Qrels, where: str) -> dict[str, str]:
-    """The queries a dataset evaluates: those with qrels (as trec_eval), the first ``max_queries`` by id."""
-    judged = sorted(q for q in queries if qrels.get(q))
-    if not judged:
-        raise BenchError(f"dataset {spec.name!r}: none of the queries of {where} has qrels")
-    return {q: queries[q] for q in judged[:spec.max_queries]}
+def load_collection(spec: DatasetSpec) -> Collection:
+    coll = LOADERS.get(spec.source)(spec)
+    if spec.max_queries:
+        keep = sorted(coll.queries)[:spec.max_queries]
+        coll.queries = {q: coll.queries[q] for q in keep}
+    coll.qrels = {q: r for q, r in coll.qrels.items() if q in coll.queries}
+    if not coll.qrels:
+        raise BenchError(f"dataset {spec.name!r}: no qrels for its queries")
+    if spec.passages == "maxp":
+        return _maxp(coll, spec)
+    return coll
+
+
+LOADERS: Registry[Any] = Registry("dataset source")
 
 
 # ---- local directories ----------------------------------------------------------------------------------------------
@@ -141,8 +143,6 @@ class _JsonlDocs(Mapping[str, str]):
     """docid -> text from a JSONL corpus (title + text joined, as BEIR does)."""
 
     def __init__(self, path: Path, id_key: str) -> None:
-        if not path.is_file():
-            raise BenchError(f"corpus file {str(path)!r} does not exist")
         self._docs: dict[str, str] = {}
         with open(path, encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, 1):
@@ -151,11 +151,9 @@ class _JsonlDocs(Mapping[str, str]):
                 try:
                     row = json.loads(line)
                     did = str(row[id_key])
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError):
                     raise BenchError(f"{path}:{lineno}: expected a JSON object with {id_key!r} and 'text'") from None
-                self._docs[did] = " ".join(str(t) for t in (row.get("title"), row.get("text")) if t)
-        if not self._docs:
-            raise BenchError(f"corpus file {str(path)!r} is empty")
+                self._docs[did] = " ".join(t for t in (row.get("title"), row.get("text")) if t)
 
     def __getitem__(self, key: str) -> str:
         return self._docs[key]
@@ -193,58 +191,30 @@ def _read_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def _read_queries_tsv(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        raise BenchError(f"queries file {str(path)!r} does not exist")
-    queries = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            qid, sep, text = line.partition("\t")
-            if not sep:
-                raise BenchError(f"{path}:{lineno}: expected qid<TAB>text")
-            queries[qid] = text
-    return queries
-
-
-def _read_queries_jsonl(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        raise BenchError(f"queries file {str(path)!r} does not exist")
-    queries = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                queries[str(row["_id"])] = str(row["text"])
-            except (ValueError, KeyError, TypeError):
-                raise BenchError(f"{path}:{lineno}: expected a JSON object with '_id' and 'text'") from None
-    return queries
-
-
-def _first_stage(spec: DatasetSpec, docs: Mapping[str, str], queries: dict[str, str], cache_dir: Path, *,
-                 directory: Path | None = None, cache_key: str | None = None) -> Run:
-    """The top-k candidates of every query; a query left without candidates is an error naming the dataset."""
+def _first_stage(spec: DatasetSpec, docs: Mapping[str, str], queries: dict[str, str], directory: Path | None,
+                 data_hash: str) -> Run:
     if spec.first_stage.startswith("run:"):
         run = read_trec_run(spec.first_stage[4:], k=spec.top_k)
-        where = spec.first_stage[4:]
     elif spec.first_stage == "file":
         files = sorted(directory.glob("run*.txt")) if directory else []
         if not files:
             raise BenchError(f"dataset {spec.name!r}: first_stage = 'file' but no run*.txt in {directory}")
-        run, where = read_trec_run(files[0], k=spec.top_k), str(files[0])
+        run = read_trec_run(files[0], k=spec.top_k)
     elif spec.first_stage == "bm25":
-        run, where = bm25_run(docs, queries, k=spec.top_k, cache_dir=cache_dir, cache_key=cache_key), "BM25"
+        cache = _cache_dir() / f"bm25-{spec.name}-{_digest(data_hash, spec.top_k)}.json"
+        if cache.exists():
+            run = json.loads(cache.read_text())
+        else:
+            from .results import atomic_write_text
+
+            run = bm25_run(docs, queries, k=spec.top_k)
+            atomic_write_text(cache, json.dumps(run))
     else:
         raise BenchError(f"dataset {spec.name!r}: first_stage 'scoreddocs' needs an ir_datasets source")
-    return _require_candidates(spec, run, queries, where)
-
-
-def _require_candidates(spec: DatasetSpec, run: Run, queries: Mapping[str, str], where: str) -> Run:
-    """``run`` restricted to ``queries``; a query without candidates is an error naming the dataset and the run."""
-    empty = sorted(q for q in queries if not run.get(q))
-    if empty:
-        raise BenchError(f"dataset {spec.name!r}: the first-stage run ({where}) has no candidates for query "
-                         f"{empty[0]!r}" + (f" and {len(empty) - 1} more" if len(empty) > 1 else ""))
-    return {q: run[q] for q in queries}
+    run = {q: r for q, r in run.items() if q in queries}
+    if not any(run.values()):
+        raise BenchError(f"dataset {spec.name!r}: the first-stage run has no candidates for its queries")
+    return run
 
 
 def _dir(spec: DatasetSpec) -> Path:
@@ -252,10 +222,6 @@ def _dir(spec: DatasetSpec) -> Path:
     if not path.is_dir():
         raise BenchError(f"dataset {spec.name!r}: directory {str(path)!r} does not exist")
     return path
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _hash_files(*paths: Path) -> str:
@@ -266,95 +232,103 @@ def _hash_files(*paths: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _meta(spec: DatasetSpec, data_hash: str, **extra: Any) -> dict[str, Any]:
-    return {"source": spec.source, **extra, "split": spec.split, "first_stage": spec.first_stage, "top_k": spec.top_k,
-            "hash": _digest(data_hash, spec.split, spec.first_stage, spec.top_k, spec.max_queries)}
-
-
 @LOADERS.register("trec-dir")
-def _trec_dir(spec: DatasetSpec, cache_dir: Path, directory: Path | None = None) -> Collection:
+def _trec_dir(spec: DatasetSpec, directory: Path | None = None) -> Collection:
     d = directory or _dir(spec)
-    queries = _read_queries_tsv(d / "queries.tsv")
+    queries: dict[str, str] = {}
+    qpath = d / "queries.tsv"
+    if not qpath.is_file():
+        raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
+    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            qid, sep, text = line.partition("\t")
+            if not sep:
+                raise BenchError(f"{qpath}:{lineno}: expected qid<TAB>text")
+            queries[qid] = text
     if spec.split:
         splits = json.loads((d / "splits.json").read_text()) if (d / "splits.json").is_file() else {}
         if spec.split not in splits:
             raise BenchError(f"dataset {spec.name!r}: split {spec.split!r} not in {d / 'splits.json'}")
-        queries = {q: queries[q] for q in splits[spec.split] if q in queries}
-    qrels = _read_qrels(d / "qrels.txt")
-    queries = _select(spec, queries, qrels, str(d / "queries.tsv"))
-    docs = _JsonlDocs(d / "docs.jsonl", "doc_id")
-    run = _first_stage(spec, docs, queries, cache_dir, directory=d)
-    data_hash = _hash_files(d / "docs.jsonl", d / "queries.tsv", d / "qrels.txt", d / "splits.json",
-                            *sorted(d.glob("run*.txt")))
-    return Collection(spec.name, queries, docs, {q: qrels[q] for q in queries}, run,
-                      meta=_meta(spec, data_hash, path=str(d)))
+        queries = {q: queries[q] for q in splits[spec.split]}
+    docs = _JsonlDocs(d / "docs.jsonl", "doc_id") if (d / "docs.jsonl").is_file() else None
+    if docs is None:
+        raise BenchError(f"dataset {spec.name!r}: missing {d / 'docs.jsonl'}")
+    data_hash = _hash_files(d / "docs.jsonl", qpath, d / "qrels.txt", d / "splits.json")
+    run = _first_stage(spec, docs, queries, d, data_hash)
+    return Collection(spec.name, queries, docs, _read_qrels(d / "qrels.txt"), run,
+                      meta={"source": spec.source, "path": str(d), "split": spec.split,
+                            "first_stage": spec.first_stage, "top_k": spec.top_k,
+                            "hash": _digest(data_hash, spec.split, spec.first_stage, spec.top_k)})
 
 
 @LOADERS.register("embedded")
-def _embedded(spec: DatasetSpec, cache_dir: Path) -> Collection:
+def _embedded(spec: DatasetSpec) -> Collection:
     from .embedded import embedded_dir
 
-    return _trec_dir(spec, cache_dir, embedded_dir())
+    return _trec_dir(spec, embedded_dir())
 
 
 @LOADERS.register("beir-dir")
-def _beir_dir(spec: DatasetSpec, cache_dir: Path) -> Collection:
+def _beir_dir(spec: DatasetSpec) -> Collection:
     d = _dir(spec)
     split = spec.split or "test"
+    queries: dict[str, str] = {}
+    qpath = d / "queries.jsonl"
+    if not qpath.is_file():
+        raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
+    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                queries[str(row["_id"])] = row["text"]
+            except (ValueError, KeyError):
+                raise BenchError(f"{qpath}:{lineno}: expected a JSON object with '_id' and 'text'") from None
     qrels = _read_qrels(d / "qrels" / f"{split}.tsv")
-    queries = _select(spec, _read_queries_jsonl(d / "queries.jsonl"), qrels, str(d / "queries.jsonl"))
+    queries = {q: t for q, t in queries.items() if q in qrels}
     docs = _JsonlDocs(d / "corpus.jsonl", "_id")
-    run = _first_stage(spec, docs, queries, cache_dir, directory=d)
-    data_hash = _hash_files(d / "corpus.jsonl", d / "queries.jsonl", d / "qrels" / f"{split}.tsv")
-    return Collection(spec.name, queries, docs, {q: qrels[q] for q in queries}, run,
-                      meta=_meta(spec, data_hash, path=str(d)))
+    data_hash = _hash_files(d / "corpus.jsonl", qpath, d / "qrels" / f"{split}.tsv")
+    run = _first_stage(spec, docs, queries, d, data_hash)
+    return Collection(spec.name, queries, docs, qrels, run,
+                      meta={"source": spec.source, "path": str(d), "split": split, "first_stage": spec.first_stage,
+                            "top_k": spec.top_k, "hash": _digest(data_hash, split, spec.first_stage, spec.top_k)})
 
 
 # ---- ir_datasets --------------------------------------------------------------------------------------------------
 
 
 class _DocstoreDocs(Mapping[str, str]):
-    """Lazy docid -> text over an ir_datasets docstore: the reranker fetches only its candidates, and a full pass
-    (BM25 indexing) streams ``docs_iter`` instead of looking documents up one by one."""
+    """Lazy docid -> text over an ir_datasets docstore: only documents the reranker reads are fetched."""
 
-    def __init__(self, spec: DatasetSpec, dataset: Any) -> None:
-        self._spec, self._dataset, self._store = spec, dataset, None
+    def __init__(self, dataset: Any, store: Any) -> None:
+        self._dataset, self._store = dataset, store
 
     def __getitem__(self, key: str) -> str:
-        if self._store is None:
-            self._store = _irds_call(self._spec, "documents", self._dataset.docs_store)
         return self._store.get(key).default_text()
 
     def __iter__(self) -> Iterator[str]:
-        return (doc_id for doc_id, _ in self.items())
-
-    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
-        docs = _irds_call(self._spec, "documents", self._dataset.docs_iter)
-        return ((d.doc_id, d.default_text()) for d in docs)
+        return (d.doc_id for d in self._dataset.docs_iter())
 
     def __len__(self) -> int:
         return self._dataset.docs_count() or 0
 
 
-def _irds_call(spec: DatasetSpec, what: str, fn: Callable[[], Any]) -> Any:
-    """Run an ir_datasets access; turn download and licence failures into one line naming the dataset."""
+def _irds_call(spec: DatasetSpec, what: str, fn):
+    """Run an ir_datasets access; turn download/licence failures into one line naming the dataset."""
     import logging
 
-    from ir_datasets.util import DownloadConfig
-
-    # ir_datasets' loggers print download retries and instructions that would bury the one-line message.
+    # ir_datasets' per-module loggers print download-retry warnings that would bury our one-line message.
     logging.disable(logging.WARNING)
     try:
         return fn()
     except BenchError:
         raise
     except Exception as err:  # noqa: BLE001 -- ir_datasets raises many types for missing data
-        family = DownloadConfig.contents().get(spec.id.split("/")[0], {})
-        if isinstance(err, FileNotFoundError) and any("instructions" in v for v in family.values()):
-            raise BenchError(f"dataset {spec.name!r} ({spec.id}): its {what} cannot be downloaded (a licence is "
-                             f"required, see https://ir-datasets.com); obtain them and place them at {err}") from None
+        text = f"{type(err).__name__}: {err}".lower()
         home = os.environ.get("IR_DATASETS_HOME", "~/.ir_datasets")
-        raise BenchError(f"dataset {spec.name!r}: could not read the {what} of ir_datasets id {spec.id!r} (offline or "
+        if spec.id and spec.id.startswith("disks45") or "license" in text or "licence" in text:
+            raise BenchError(f"dataset {spec.name!r} ({spec.id}): the corpus needs a licence (TREC disks 4+5); "
+                             f"obtain it and place it as ir_datasets documents under {home}") from None
+        raise BenchError(f"dataset {spec.name!r}: could not read {what} of ir_datasets id {spec.id!r} (offline or "
                          f"not downloaded: {type(err).__name__}); put its files under IR_DATASETS_HOME ({home}) "
                          f"or use a local beir-dir/trec-dir row") from None
     finally:
@@ -362,33 +336,38 @@ def _irds_call(spec: DatasetSpec, what: str, fn: Callable[[], Any]) -> Any:
 
 
 @LOADERS.register("ir_datasets")
-def _ir_datasets(spec: DatasetSpec, cache_dir: Path) -> Collection:
+def _ir_datasets(spec: DatasetSpec) -> Collection:
     import ir_datasets
 
     try:
         ds = ir_datasets.load(spec.id)
     except KeyError:
         raise BenchError(f"dataset {spec.name!r}: {spec.id!r} is not an ir_datasets id") from None
+    queries = _irds_call(spec, "queries", lambda: {q.query_id: q.default_text() for q in ds.queries_iter()})
     qrels: Qrels = {}
     for qrel in _irds_call(spec, "qrels", lambda: list(ds.qrels_iter())):
         qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
-    all_queries = _irds_call(spec, "queries", lambda: {q.query_id: q.default_text() for q in ds.queries_iter()})
-    queries = _select(spec, all_queries, qrels, spec.id)
-    docs = _DocstoreDocs(spec, ds)
-    data_hash = _digest(spec.id, sorted(queries.items()), sum(len(qrels[q]) for q in queries))
+    queries = {q: t for q, t in queries.items() if q in qrels}
+    docs = _irds_call(spec, "documents", lambda: _DocstoreDocs(ds, ds.docs_store()))
+    data_hash = _digest(spec.id, len(queries), sum(len(r) for r in qrels.values()))
     if spec.first_stage == "scoreddocs":
         if not ds.has_scoreddocs():
             raise BenchError(f"dataset {spec.name!r}: {spec.id!r} ships no scoreddocs; use first_stage = 'bm25'")
         run: Run = {}
-        for sd in _irds_call(spec, "scoreddocs", ds.scoreddocs_iter):
+        for sd in _irds_call(spec, "scoreddocs", lambda: list(ds.scoreddocs_iter())):
             if sd.query_id in queries:
                 run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
         run = {q: dict(sorted(r.items(), key=lambda kv: (-kv[1], kv[0]))[:spec.top_k]) for q, r in run.items()}
-        run = _require_candidates(spec, run, queries, f"scoreddocs of {spec.id}")
-    else:  # an ir_datasets id names its documents, so a cached BM25 run is found without reading the corpus
-        run = _first_stage(spec, docs, queries, cache_dir, cache_key=f"ir_datasets:{spec.id}")
-    return Collection(spec.name, queries, docs, {q: qrels[q] for q in queries}, run,
-                      meta=_meta(spec, data_hash, ir_datasets_id=spec.id))
+    else:
+        run = _irds_call(spec, "documents", lambda: _first_stage(spec, _materialise(ds), queries, None, data_hash))
+    return Collection(spec.name, queries, docs, qrels, run,
+                      meta={"source": spec.source, "ir_datasets_id": spec.id, "first_stage": spec.first_stage,
+                            "top_k": spec.top_k, "hash": _digest(data_hash, spec.first_stage, spec.top_k)})
+
+
+def _materialise(ds: Any) -> dict[str, str]:
+    """All documents as text, for indexing with BM25 (only for first_stage = 'bm25')."""
+    return {d.doc_id: d.default_text() for d in ds.docs_iter()}
 
 
 # ---- long documents -------------------------------------------------------------------------------------------------

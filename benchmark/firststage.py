@@ -2,91 +2,45 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from .collection import Run
 from .errors import BenchError
 
-BM25_PARAMS = {"method": "lucene", "k1": 1.5, "b": 0.75}  # bm25s defaults, pinned so cached runs stay valid
 
-
-def bm25_run(docs: Mapping[str, str], queries: Mapping[str, str], k: int = 100, *,
-             cache_dir: str | Path | None = None, cache_key: str | None = None) -> Run:
-    """BM25 top-``k`` per query with bm25s (its tokenizer, English stopwords); ties broken by docid.
-
-    With ``cache_dir`` the run is stored as JSON keyed by a hash of the inputs: the document texts, or ``cache_key``
-    when the caller has a cheaper identity for them (an ir_datasets id), so a cache hit never reads the corpus.
-    Queries without any matching term get no candidates (an empty dict).
-    """
+def bm25_run(docs: Mapping[str, str], queries: Mapping[str, str], k: int = 100) -> Run:
+    """BM25 (bm25s defaults: Lucene variant, k1=1.5, b=0.75) top-k per query; ties broken by docid."""
     import bm25s
 
-    path = None
-    if cache_dir is not None:
-        path = Path(cache_dir) / f"bm25-{_inputs_digest(docs, queries, k, cache_key)}.json"
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    items = sorted(docs.items())  # one pass over a lazy docstore; sorted ids make index order = tie-break order
-    if not items:
+    doc_ids = sorted(docs)
+    if not doc_ids:
         raise BenchError("BM25: the collection has no documents")
-    doc_ids = [d for d, _ in items]
-    retriever = bm25s.BM25(**BM25_PARAMS)
-    retriever.index(bm25s.tokenize([t for _, t in items], stopwords="en", show_progress=False), show_progress=False)
-    del items
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([docs[d] for d in doc_ids], stopwords="en", show_progress=False),
+                    show_progress=False)
     qids = sorted(queries)
-    q_tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", return_ids=False, show_progress=False)
-    run: Run = {q: _top_k(retriever, tokens, doc_ids, k) for q, tokens in zip(qids, q_tokens)}
-    if path is not None:
-        from .results import atomic_write_text
-
-        atomic_write_text(path, json.dumps(run))
+    q_tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
+    k = min(k, len(doc_ids))
+    results, scores = retriever.retrieve(q_tokens, k=k, show_progress=False, n_threads=1)
+    run: Run = {}
+    for qi, q in enumerate(qids):
+        hits = [(doc_ids[int(i)], float(s)) for i, s in zip(results[qi], scores[qi]) if s > 0]
+        run[q] = dict(sorted(hits, key=lambda h: (-h[1], h[0])))
     return run
 
 
-def _top_k(retriever, tokens: list[str], doc_ids: list[str], k: int) -> dict[str, float]:
-    """The k best-scoring documents (score > 0); among equal scores the smaller docid wins, whatever numpy's
-    partition order (bm25s' own top-k leaves ties at the cut-off to chance)."""
-    import numpy as np
-
-    tokens = [t for t in tokens if t in retriever.vocab_dict]
-    if not tokens:
-        return {}
-    scores = retriever.get_scores(tokens)
-    hits = np.flatnonzero(scores > 0)
-    if len(hits) > k:
-        order = np.lexsort((hits, -scores[hits]))  # by score desc, then index (= docid order)
-        hits = hits[order[:k]]
-    return {doc_ids[i]: round(float(scores[i]), 6) for i in sorted(hits, key=lambda i: (-scores[i], i))}
-
-
-def _inputs_digest(docs: Mapping[str, str], queries: Mapping[str, str], k: int, cache_key: str | None) -> str:
-    import bm25s
-
-    h = hashlib.sha256(json.dumps([k, BM25_PARAMS, bm25s.__version__, cache_key, sorted(queries.items())]).encode())
-    if cache_key is None:
-        for d in sorted(docs):
-            h.update(f"{d}\t{docs[d]}\n".encode())
-    return h.hexdigest()[:20]
-
-
 def read_trec_run(path: str | Path, k: int | None = None) -> Run:
-    """A TREC run file (``qid Q0 docid rank score tag``) -> {qid: {docid: score}}, top-k per query by score.
-
-    Lines are checked first so a malformed one is reported as ``file:line``; ir_measures then parses the file.
-    """
+    """A TREC run file (``qid Q0 docid rank score tag``) -> {qid: {docid: score}}, top-k per query by score."""
     import ir_measures
 
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"run file {str(path)!r} does not exist")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            parts = line.split()
-            if parts and (len(parts) != 6 or not _is_float(parts[4])):
-                raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag): "
-                                 f"{line.strip()[:80]!r}")
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if parts and (len(parts) != 6 or not _is_float(parts[4])):
+            raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag): {line[:80]!r}")
     run: Run = {}
     for sd in ir_measures.read_trec_run(str(path)):
         run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
@@ -98,12 +52,10 @@ def read_trec_run(path: str | Path, k: int | None = None) -> Run:
 
 
 def write_trec_run(run: Run, path: str | Path, tag: str = "run") -> None:
-    """Write ``run`` as a TREC run file, ranks by descending score (ties by docid)."""
-    lines = [f"{q} Q0 {d} {rank} {s:.6f} {tag}"
-             for q in sorted(run)
-             for rank, (d, s) in enumerate(sorted(run[q].items(), key=lambda kv: (-kv[1], kv[0])), 1)]
-    if not lines:
-        raise BenchError(f"refusing to write an empty run to {str(path)!r}")
+    lines = []
+    for q in sorted(run):
+        for rank, (d, s) in enumerate(sorted(run[q].items(), key=lambda kv: (-kv[1], kv[0])), 1):
+            lines.append(f"{q} Q0 {d} {rank} {s:.6f} {tag}")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -3,7 +3,10 @@
 Every function takes ``scores`` [B, K] (student logits for B queries x K candidates), ``targets`` [B, K]
 (what the objective's ``target`` field says: probabilities in [0, 1], or scores where higher = more relevant) and a
 boolean ``mask`` [B, K] that is False for padding; padded entries never reach the value or the gradient.
-Losses are means over the valid units (entries, pairs or lists) of the batch.
+
+Normalisation: each row (query) averages its own units (entries, pairs, or the list itself), and the batch loss is
+the mean over the rows that have at least one unit, so a query with many candidates weighs no more than one with few.
+Rows without a unit (no valid pair, fewer than two valid entries) add nothing; a batch of such rows gives 0, not NaN.
 """
 
 from __future__ import annotations
@@ -53,8 +56,17 @@ def _neg(x: Tensor) -> float:
     return torch.finfo(x.dtype).min / 4
 
 
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    return (values * mask).sum() / mask.sum().clamp(min=1)
+def _row_mean(values: Tensor, units: Tensor) -> Tensor:
+    """Mean over each row's units ([B, ...] bool), then over the rows that have any (see the module docstring)."""
+    values, units = values.flatten(1), units.flatten(1)
+    count = units.sum(dim=1)
+    per_row = torch.where(units, values, torch.zeros_like(values)).sum(dim=1) / count.clamp(min=1)
+    return per_row.sum() / (count > 0).sum().clamp(min=1)
+
+
+def _lists(mask: Tensor) -> Tensor:
+    """[B, 1]: rows whose list has at least two valid entries (a listwise loss needs something to contrast)."""
+    return (mask.sum(dim=1) >= 2).unsqueeze(1)
 
 
 def _best(targets: Tensor, mask: Tensor) -> Tensor:
@@ -74,71 +86,73 @@ def bce(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     L = mean over valid entries of -[y log σ(s) + (1 - y) log(1 - σ(s))], y = target probability.
     """
     per = F.binary_cross_entropy_with_logits(_fill(scores, mask), _fill(targets, mask).clamp(0, 1), reduction="none")
-    return _masked_mean(per, mask)
+    return _row_mean(per, mask)
 
 
 def mse(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """Pointwise score regression onto the teacher: L = mean over valid entries of (s - t)^2."""
-    return _masked_mean((_fill(scores, mask) - _fill(targets, mask)) ** 2, mask)
+    """Pointwise score regression onto the teacher (the pointwise baseline of Hofstätter et al. 2020).
+
+    L = mean over valid entries of (s - t)^2.
+    """
+    return _row_mean((_fill(scores, mask) - _fill(targets, mask)) ** 2, mask)
 
 
 def margin_mse(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     """Margin-MSE (Hofstätter et al. 2020, "Improving Efficient Neural Ranking Models with Cross-Architecture
     Knowledge Distillation").
 
-    L = mean over (q, d+, d-) of ((s+ - s-) - (t+ - t-))^2. For a list of K > 2, d+ is the highest-target entry and
-    every other valid entry is a d-; for K = 2 (triples) this is exactly the paper's loss.
+    L = mean over (q, d+, d-) of ((s+ - s-) - (t+ - t-))^2. For a list of K > 2, d+ is the highest-target entry (the
+    first one on ties) and every other valid entry is a d-; for K = 2 (triples) this is exactly the paper's loss.
     """
     best = _best(targets, mask).unsqueeze(1)
     scores, targets = _fill(scores, mask), _fill(targets, mask)
     s_margin = scores.gather(1, best) - scores
     t_margin = targets.gather(1, best) - targets
-    others = mask.clone().scatter_(1, best, False)
-    return _masked_mean((s_margin - t_margin) ** 2, others)
+    negatives = mask.clone().scatter_(1, best, False)
+    return _row_mean((s_margin - t_margin) ** 2, negatives)
 
 
 def ranknet(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     """RankNet (Burges et al. 2005, "Learning to Rank using Gradient Descent").
 
-    L = mean over pairs with t_i > t_j of log(1 + exp(-(s_i - s_j))).
+    L = mean over valid pairs with t_i > t_j of log(1 + exp(-(s_i - s_j))); tied pairs carry no preference.
     """
-    pairs = _pair_mask(targets, mask)
     scores = _fill(scores, mask)
     diff = scores.unsqueeze(2) - scores.unsqueeze(1)
-    return _masked_mean(F.softplus(-diff), pairs)
+    return _row_mean(F.softplus(-diff), _pair_mask(targets, mask))
 
 
 def infonce(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     """InfoNCE / Localized Contrastive Estimation (Gao et al. 2021, "Rethink Training of BERT Rerankers in
     Multi-Stage Retrieval Pipeline"; van den Oord et al. 2018).
 
-    L = mean over lists of -log( exp(s+) / Σ_valid exp(s_j) ), d+ = highest-target entry. Lists with fewer than two
-    valid entries carry no contrast and are skipped.
+    L = mean over lists of -log( exp(s+) / Σ_valid exp(s_j) ), d+ = highest-target entry (the first one on ties).
     """
     logits = _fill(scores, mask, _neg(scores))
     per = F.cross_entropy(logits, _best(targets, mask), reduction="none")
-    lists = mask.sum(dim=1) >= 2
-    return _masked_mean(per.masked_fill(~lists, 0), lists)
+    return _row_mean(per.unsqueeze(1), _lists(mask))
 
 
 def listnet(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     """ListNet (Cao et al. 2007, "Learning to Rank: From Pairwise Approach to Listwise Approach") as a KL divergence.
 
-    L = mean over lists of KL(softmax(t) || softmax(s)) = Σ_i p_i (log p_i - log q_i), softmax over valid entries.
+    L = mean over lists of KL(softmax(t / T) || softmax(s)) = Σ_i p_i (log p_i - log q_i), T = 1, softmax over the
+    valid entries.
     """
     log_q = _fill(scores, mask, _neg(scores)).log_softmax(dim=1)
     log_p = _fill(targets, mask, _neg(targets)).log_softmax(dim=1)
     per = _fill(log_p.exp() * (log_p - log_q), mask).sum(dim=1)
-    lists = mask.sum(dim=1) >= 2
-    return _masked_mean(per.masked_fill(~lists, 0), lists)
+    return _row_mean(per.unsqueeze(1), _lists(mask))
 
 
-def _ranks(targets: Tensor, mask: Tensor) -> Tensor:
-    """Teacher ranks (1 = highest target) among the valid entries; ties broken by position."""
-    k = targets.shape[1]
-    keyed = _fill(targets, mask, -math.inf)
-    order = torch.sort(keyed, dim=1, descending=True, stable=True).indices
-    return torch.empty_like(order).scatter_(1, order, torch.arange(1, k + 1, device=targets.device).expand_as(order))
+def _teacher_ranks(targets: Tensor, mask: Tensor) -> Tensor:
+    """Teacher ranks among the valid entries, 1 = highest target; tied entries share their average rank, so the
+    target stays permutation invariant and is attained when the student scores them equally."""
+    targets = _fill(targets, mask)
+    others = mask.unsqueeze(1)  # [b, i, j]: j is a valid entry
+    higher = ((targets.unsqueeze(1) > targets.unsqueeze(2)) & others).sum(dim=2)
+    tied = ((targets.unsqueeze(1) == targets.unsqueeze(2)) & others).sum(dim=2)  # counts i itself
+    return 1 + higher + (tied - 1) / 2
 
 
 def adr_mse(scores: Tensor, targets: Tensor, mask: Tensor, temperature: float = 1.0) -> Tensor:
@@ -146,20 +160,20 @@ def adr_mse(scores: Tensor, targets: Tensor, mask: Tensor, temperature: float = 
     Effectiveness Gap Between Cross-Encoders and LLMs for Passage Re-Ranking").
 
     The student's differentiable rank is the approximate rank of Qin et al. 2010,
-    r̂_i = 1 + Σ_{j≠i} σ((s_j - s_i) / τ); with teacher rank r_i (1 = best), the loss discounts errors at low ranks
-    like nDCG does: L = mean over valid entries of (1/log2(r_i + 1)) · (r_i - r̂_i)^2 / normaliser, where the
-    normaliser is Σ_i 1/log2(r_i + 1) per list (so lists of any length weigh equally).
+    r̂_i = 1 + Σ_{j≠i} σ((s_j - s_i) / τ), τ = 1. As in the paper, the squared rank error is discounted like nDCG
+    (errors near the top weigh more): L = mean over lists of (1/k) Σ_i (r_i - r̂_i)^2 / log2(r_i + 1), with r_i the
+    teacher rank (1 = highest target) and k the number of valid entries. Ties in the targets share their average
+    rank (the paper leaves ties open; its LLM rankings have none).
     """
     scores = _fill(scores, mask)
-    valid = mask.unsqueeze(1) & mask.unsqueeze(2)
-    eye = torch.eye(scores.shape[1], dtype=torch.bool, device=scores.device).unsqueeze(0)
+    eye = torch.eye(scores.shape[1], dtype=torch.bool, device=scores.device)
+    others = mask.unsqueeze(1) & ~eye  # [b, i, j]: j is a valid entry other than i
     sig = torch.sigmoid((scores.unsqueeze(1) - scores.unsqueeze(2)) / temperature)  # [b, i, j] = σ((s_j - s_i)/τ)
-    approx = 1 + (sig * (valid & ~eye)).sum(dim=2)
-    teacher = _ranks(targets, mask).to(scores.dtype)
-    weight = (1.0 / torch.log2(teacher + 1)) * mask
-    per_list = (weight * (teacher - approx) ** 2).sum(dim=1) / weight.sum(dim=1).clamp(min=1e-12)
-    lists = mask.sum(dim=1) >= 2
-    return _masked_mean(per_list.masked_fill(~lists, 0), lists)
+    approx = 1 + torch.where(others, sig, torch.zeros_like(sig)).sum(dim=2)
+    ranks = _teacher_ranks(targets, mask).to(scores.dtype)
+    per = ((ranks - approx) ** 2 / torch.log2(ranks + 1)).masked_fill(~mask, 0)
+    per_list = per.sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+    return _row_mean(per_list.unsqueeze(1), _lists(mask))
 
 
 for _obj in [

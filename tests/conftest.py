@@ -2,9 +2,6 @@
 
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -26,26 +23,14 @@ def rdb_cache(tmp_path_factory):
 
 
 @pytest.fixture
-def vaswani_home(tmp_path):
-    """An IR_DATASETS_HOME holding a private, writable copy of ../shared's Vaswani files (ir_datasets extracts next to
-    the archive). ir_datasets fixes every dataset's paths when it is imported, so use it through ``run_isolated``."""
+def vaswani_home(tmp_path, monkeypatch):
+    """A private copy of ../shared's Vaswani files as IR_DATASETS_HOME (ir_datasets extracts next to the archive)."""
     if not SHARED_VASWANI.is_dir():
         pytest.skip("../shared/data/ir_datasets/vaswani is absent (it ships beside the repo, not in a user's clone)")
+    import ir_datasets.util
+
     home = tmp_path / "ir_datasets"
-    shutil.copytree(SHARED_VASWANI, home / "vaswani", copy_function=shutil.copyfile)  # no read-only modes
-    (home / "vaswani").chmod(0o755)
+    shutil.copytree(SHARED_VASWANI, home / "vaswani")
+    monkeypatch.setenv("IR_DATASETS_HOME", str(home))
+    monkeypatch.setattr(ir_datasets.util, "home_path", lambda: home)
     return home
-
-
-@pytest.fixture
-def run_isolated():
-    """``run(code, home)``: run ``code`` in a fresh interpreter with IR_DATASETS_HOME = ``home`` (ir_datasets reads it
-    at import) and downloads failing fast (one try, 5 s socket timeout), so offline answers in seconds, never hangs."""
-
-    def run(code: str, home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "IR_DATASETS_HOME": str(home), "IR_DATASETS_DL_TRIES": "1",
-               "IR_DATASETS_DL_TIMEOUT": "5"}
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True,
-                              text=True, timeout=timeout, cwd=ROOT)
-
-    return run

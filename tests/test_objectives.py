@@ -26,7 +26,7 @@ def sig(x: float) -> float:
 _lse = math.log(math.exp(2) + math.exp(0) + math.exp(1))
 _p = [math.exp(t) / (math.exp(3) + 1 + math.exp(1)) for t in (3, 0, 1)]
 _q = [math.exp(s - _lse) for s in (2, 0, 1)]
-# ADR-MSE: approximate ranks r̂_i = 1 + Σ_j σ(s_j - s_i); teacher ranks [1, 3, 2]; weights 1/log2(r+1).
+# ADR-MSE: approximate ranks r̂_i = 1 + Σ_j σ(s_j - s_i); teacher ranks [1, 3, 2]; weights 1/log2(r+1); mean over k=3.
 _r_hat = [1 + sig(0 - 2) + sig(1 - 2), 1 + sig(2 - 0) + sig(1 - 0), 1 + sig(2 - 1) + sig(0 - 1)]
 _w = [1 / math.log2(2), 1 / math.log2(4), 1 / math.log2(3)]
 EXPECTED = {
@@ -38,7 +38,7 @@ EXPECTED = {
     "ranknet": (math.log1p(math.exp(-2)) + 2 * math.log1p(math.exp(-1))) / 3,
     "infonce": _lse - 2,
     "listnet": sum(p * (math.log(p) - math.log(q)) for p, q in zip(_p, _q)),
-    "adr-mse": sum(w * (r - rh) ** 2 for w, r, rh in zip(_w, (1, 3, 2), _r_hat)) / sum(_w),
+    "adr-mse": sum(w * (r - rh) ** 2 for w, r, rh in zip(_w, (1, 3, 2), _r_hat)) / 3,
 }
 
 
@@ -86,12 +86,49 @@ def test_padding_changes_nothing(name):
     assert torch.all(padded_s.grad[:, 3:] == 0)
 
 
-def test_rows_without_contrast_contribute_zero_not_nan():
-    s = torch.tensor([[1.0, 2.0], [0.5, 0.1]])
-    t = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+def test_batch_loss_is_the_mean_over_rows():
+    # row 0 has one valid entry (error 2^2 = 4), row 1 two (errors 1 and 3^2 = 9, row mean 5): (4 + 5) / 2
+    s = torch.tensor([[2.0, 5.0], [1.0, 3.0]])
+    t = torch.tensor([[0.0, -1.0], [0.0, 0.0]])
     m = torch.tensor([[True, False], [True, True]])
-    for name in ("ranknet", "infonce", "listnet", "adr-mse", "margin-mse"):
-        assert torch.isfinite(get_objective(name).fn(s, t, m)), name
+    assert get_objective("mse").fn(s, t, m).item() == pytest.approx((4 + 5) / 2)
+    # ranknet: row 0 one pair (s diff 1), row 1 three pairs (s diffs 2, 1, 1): the rows weigh equally
+    s = torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
+    t = torch.tensor([[1.0, 0.0, 0.0], [2.0, 1.0, 0.0]])
+    m = torch.tensor([[True, True, False], [True, True, True]])
+    row1 = (math.log1p(math.exp(-2)) + math.log1p(math.exp(-1)) + math.log1p(math.exp(-1))) / 3
+    assert get_objective("ranknet").fn(s, t, m).item() == pytest.approx((math.log1p(math.exp(-1)) + row1) / 2)
+
+
+@pytest.mark.parametrize("name", [n for n, o in OBJECTIVES.items() if o.family != "pointwise"])
+def test_rows_without_contrast_add_nothing(name):
+    fn = get_objective(name).fn
+    s = torch.tensor([[1.0, 2.0, 0.0], [0.5, 0.1, -0.3]])
+    t = torch.tensor([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0]])
+    m = torch.tensor([[True, False, False], [True, True, True]])  # row 0: a single valid entry
+    assert fn(s, t, m).item() == pytest.approx(fn(s[1:], t[1:], m[1:]).item(), rel=1e-6)
+    assert fn(s[:1], t[:1], m[:1]).item() == 0.0
+    # ranknet: a list whose targets all tie has no pair either
+    if name == "ranknet":
+        assert fn(s[:1], t[:1], torch.ones(1, 3, dtype=torch.bool)).item() == 0.0
+
+
+def test_ties():
+    s = torch.tensor([[0.0, 1.0, 2.0]])
+    t = torch.tensor([[1.0, 1.0, 0.0]])
+    # ranknet: the tied pair (0, 1) is ignored; pairs (0, 2) and (1, 2) have s diffs -2 and -1
+    expected = (math.log1p(math.exp(2)) + math.log1p(math.exp(1))) / 2
+    assert get_objective("ranknet").fn(s, t, M).item() == pytest.approx(expected)
+    # infonce: the first of the tied maxima (index 0) is the positive
+    lse = math.log(1 + math.exp(1) + math.exp(2))
+    assert get_objective("infonce").fn(s, t, M).item() == pytest.approx(lse - 0)
+    # margin-mse: positive index 0; margins s: [-1, -2], t: [0, 1]
+    assert get_objective("margin-mse").fn(s, t, M).item() == pytest.approx((1 + 9) / 2)
+    # adr-mse: tied entries share rank 1.5, the last has rank 3
+    r_hat = [1 + sig(1) + sig(2), 1 + sig(-1) + sig(1), 1 + sig(-2) + sig(-1)]
+    ranks = [1.5, 1.5, 3]
+    expected = sum((r - rh) ** 2 / math.log2(r + 1) for r, rh in zip(ranks, r_hat)) / 3
+    assert get_objective("adr-mse").fn(s, t, M).item() == pytest.approx(expected)
 
 
 def test_registry_and_docstrings():
