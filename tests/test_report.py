@@ -1,6 +1,8 @@
-"""The report from a results fixture: tables, significance marks, escaping, exports, failures, empty results."""
+"""The report from a results fixture: the overview, experiment and cell pages (links, escaping, failures), tables,
+significance marks, published reference numbers, exports, plots present only when the data warrants, empty results."""
 
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -9,24 +11,38 @@ import pytest
 from benchmark.report import render_report
 from benchmark.report.plots import pareto_front
 from benchmark.report.stats import holm
-from benchmark.results import write_record
+from benchmark.results import load_records, write_record
 
 
-def _record(backbone, objective, teacher, seed, per_query, p50, **extra):
+def _record(backbone, objective, teacher, seed, per_query, p50, *, experiment="fx", datasets=("embedded-test",),
+            budget=None, **extra):
+    """An ok record; on the k-th of ``datasets`` every per-query value is lowered by 0.05 * k."""
+    scores = {d: {q: v - 0.05 * k for q, v in per_query.items()} for k, d in enumerate(datasets)}
+    axes = {"backbone": backbone, "objective": objective, "teacher": teacher, "seed": seed}
+    if budget is not None:
+        axes["train.max_queries"] = budget
     return {
-        "schema": 1, "experiment": "fx", "cell_id": f"{backbone}__{objective}__{teacher}__{seed}", "status": "ok",
-        "config_hash": "0" * 64, "axes": {"backbone": backbone, "objective": objective, "teacher": teacher,
-                                          "seed": seed},
-        "config": {"note": "<script>alert('x')</script>"},
-        "metrics": {"embedded-test": {"nDCG@10": float(np.mean(list(per_query.values()))), "RR@10": 0.5,
-                                      "first_stage": {"nDCG@10": 0.45, "R@100": 0.9}, "n_queries": len(per_query)}},
-        "per_query": {"embedded-test": {"nDCG@10": per_query, "RR@10": per_query}},
-        "latency": {"cpu": {"p50_ms": p50, "p95_ms": p50 * 1.2, "pairs_per_s": 100000 / p50, "peak_rss_mb": 900},
+        "schema": 1, "experiment": experiment, "cell_id": "__".join(map(str, axes.values())), "status": "ok",
+        "config_hash": "0" * 64, "axes": axes,
+        "config": {"note": "<script>alert('x')</script>", "train": {"max_queries": budget}},
+        "metrics": {d: {"nDCG@10": float(np.mean(list(s.values()))), "RR@10": 0.5, "n_queries": len(s),
+                        "first_stage": {"nDCG@10": 0.45, "R@100": 0.9}} for d, s in scores.items()},
+        "per_query": {d: {"nDCG@10": s, "RR@10": s} for d, s in scores.items()},
+        "latency": {"cpu": {"p50_ms": p50, "p95_ms": p50 * 1.2, "pairs_per_s": 100000 / p50, "peak_rss_mb": 900,
+                            "efficiency": 0.25, "flops_per_pair": 2e9},
                     "cuda": None},
-        "train": {"seconds": 1.0, "loss_curve": [[0, 1.0]]},
+        "train": {"seconds": 1.0, "loss_curve": [[0, 1.0], [1, 0.8], [2, 0.7]]},
         "provenance": {"git_sha": "abc123", "versions": {"torch": "2.13.0"}, "hardware": {"cpu": "test-cpu"},
                        "finished": "2026-11-23T00:00:00+00:00"}, **extra,
     }
+
+
+REFERENCES = """backbone,objective,teacher,dataset,metric,value,citation,source_url,note
+bert-tiny,bce,labels,embedded-test,nDCG@10,0.5,"Doe et al. (2024), Table 2",https://example.org/doe,"fixture, not real"
+bert-tiny,bce,labels,embedded-test,RR@10,0.9,Doe et al. (2024),https://example.org/doe,
+bert-tiny,bce,labels,embedded-test,nDCG@10,0.9,Poe (2022),https://example.org/poe,a further match: counted only
+electra-tiny,infonce,labels,embedded-test,nDCG@10,0.7,Roe (2023),https://example.org/roe,no such cell
+"""
 
 
 @pytest.fixture(scope="module")
@@ -49,38 +65,143 @@ def site(tmp_path_factory):
     failed = _record("modernbert-tiny", "bce", "labels", 0, {"q0": 0.0}, 1.0)
     for key in ("metrics", "per_query", "latency", "train"):
         del failed[key]
-    failed.update(status="failed", error={"message": "non-finite loss (nan) at step 3", "traceback_file": "x"})
+    failed.update(status="failed", error={"type": "CellFailure", "message": "non-finite loss (nan) at step 3",
+                                          "traceback_file": "modernbert-tiny__bce__labels__0.traceback.txt"})
     write_record(root / "results", failed)
-    index = render_report(root / "results", root / "reports")
+    (root / "results" / "fx" / "modernbert-tiny__bce__labels__0.traceback.txt").write_text("Traceback: <boom>\n")
+    (root / "references.csv").write_text(REFERENCES)
+    index = render_report(root / "results", root / "reports", references=root / "references.csv")
     return root, index.read_text()
 
 
+@pytest.fixture(scope="module")
+def budget_site(tmp_path_factory):
+    """One backbone, two objectives, two label budgets, two seeds, two BEIR datasets; no reference file."""
+    root = tmp_path_factory.mktemp("budget")
+    for objective, budget, seed in np.ndindex(2, 2, 2):
+        quality = 0.3 + 0.1 * objective + 0.05 * budget + 0.01 * seed
+        write_record(root / "results", _record("bert-tiny", ("bce", "margin-mse")[objective], "labels", seed,
+                                               {f"q{i}": quality + 0.01 * i for i in range(5)}, 30.0,
+                                               experiment="budget", datasets=("beir-scifact", "beir-nfcorpus"),
+                                               budget=(10, 100)[budget]))
+    render_report(root / "results", root / "reports", references=root / "absent.csv")
+    return root
+
+
+def _page(root, name="fx/index.html"):
+    return (root / "reports" / name).read_text()
+
+
+def _table(html, table_id):
+    return re.search(rf'<table id="{re.escape(table_id)}">.*?</table>', html, re.S).group(0)
+
+
 def test_tables_hold_every_cells_mean_and_best_marks(site):
-    _, html = site
+    root, html = site
     assert "0.6" in html and "bert-tiny" in html
-    best = re.findall(r'<td class="best"[^>]*>([^<]+)</td>', html)
-    second = re.findall(r'<td class="second"[^>]*>([^<]+)</td>', html)
+    table = _table(_page(root), "ndcg-fx-embedded-test")
+    best = re.findall(r'<td class="best"[^>]*>([^<]+)</td>', table)
+    second = re.findall(r'<td class="second"[^>]*>([^<]+)</td>', table)
     assert len(best) == 3 and any(b.startswith("0.6") and " ± " in b for b in best)  # one per column
     assert len(second) == 1 and second[0].startswith("0.3")  # electra-tiny's BCE, below bert-tiny's
 
 
 def test_significance_marks_planted_difference_only(site):
-    _, html = site
-    cells = re.findall(r'<td class="[^"]*" title="([^"]*)">([^<]+)</td>', html)
+    root, _ = site
+    cells = re.findall(r'<td class="[^"]*" title="([^"]*)">([^<]+)</td>', _page(root))
     marked = [text for _, text in cells if text.endswith("†")]
     assert len(marked) == 1 and marked[0].startswith("0.6")  # infonce (+0.2) only; bce is the baseline
 
 
 def test_escaping_exports_and_failures(site):
     root, html = site
-    assert "<script>alert" not in html
-    for link in re.findall(r'(?:href|src)="([^"]+)"', html):
-        assert (root / "reports" / link).is_file(), link
     csv = pd.read_csv(root / "reports" / "fx-embedded-test-ndcg10.csv", header=[0, 1], index_col=0)
     assert csv.shape == (2, 3)
     assert "\\toprule" in (root / "reports" / "fx-embedded-test-ndcg10.tex").read_text()
     assert "non-finite loss (nan) at step 3" in html and "3 of 4 cells" not in html and "10 of 11 cells" in html
-    assert "Pairwise/listwise objectives" in html
+    assert "Pairwise/listwise objectives" in _page(root)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [value for name, value in attrs if name in ("href", "src")]
+
+
+def test_every_page_exists_and_every_link_resolves(site):
+    root, _ = site
+    reports = root / "reports"
+    pages = sorted(reports.rglob("*.html"))
+    assert {p.relative_to(reports).as_posix() for p in pages} == {
+        "index.html", "fx/index.html", *(f"fx/{p.stem}.html" for p in (root / "results" / "fx").glob("*.json"))}
+    for page in pages:
+        parser = _Links()
+        parser.feed(page.read_text())
+        assert parser.links, page
+        for link in parser.links:
+            assert "//" not in link and not link.startswith("/"), (page, link)  # relative: works from file://
+            assert (page.parent / link).resolve().is_file(), (page, link)
+        assert "<script" not in page.read_text(), page  # the config's <script> is escaped everywhere
+
+
+def test_cell_pages_show_config_per_query_results_and_errors(site):
+    root, _ = site
+    cell = _page(root, "fx/bert-tiny__bce__labels__0.html")
+    assert "&lt;script&gt;alert(" in cell and "<script>alert" not in cell
+    rows = re.findall(r'<tr><td class="row">(q\d+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>', cell)
+    assert len(rows) == 40 and all(0 < float(n) < 1 for _, n, _ in rows)
+    assert 'src="bert-tiny__bce__labels__0-loss.svg"' in cell and "abc123" in cell and "p50_ms" in cell
+    assert (root / "reports" / "fx" / "bert-tiny__bce__labels__0-loss.png").is_file()
+    failed = _page(root, "fx/modernbert-tiny__bce__labels__0.html")
+    assert "non-finite loss (nan) at step 3" in failed and "Traceback: &lt;boom&gt;" in failed
+
+
+def test_main_table_compares_with_published_numbers(site):
+    root, html = site
+    records = [r for r in load_records(root / "results") if r["cell_id"].startswith("bert-tiny__bce__labels__")]
+    ours = np.mean([r["metrics"]["embedded-test"]["nDCG@10"] for r in records])
+    table = _table(html, "main-fx")
+    assert ">paper</th>" in table and ">Δ</th>" in table
+    row = re.search(r"<tr><td class=\"row\">bert-tiny</td><td class=\"row\">bce</td>.*?</tr>", table).group(0)
+    assert f">{ours - 0.5:+.3f}</td>" in row and ">0.500</td>" in row and "Doe et al. (2024), Table 2" in row
+    assert "1 more published number(s)" in row and "Poe (2022)" not in html  # the first row of a key is shown
+    assert "Roe (2023)" not in html  # no cell of that row; the RR@10 reference is not an nDCG@10 one
+    csv = pd.read_csv(root / "reports" / "fx-main-ndcg10.csv", index_col=[0, 1, 2])
+    assert csv.loc[("bert-tiny", "bce", "labels"), "embedded-test delta"] == pytest.approx(ours - 0.5, abs=1e-4)
+    assert csv["embedded-test paper"].notna().sum() == 1
+    assert "\\toprule" in (root / "reports" / "fx-main-ndcg10.tex").read_text()
+
+
+def test_main_table_beir_mean_budget_rows_and_no_references(budget_site):
+    html = _page(budget_site, "budget/index.html")
+    table = _table(html, "main-budget")
+    assert ">BEIR mean</th>" in table and ">train.max_queries</th>" in table and "paper" not in table
+    csv = pd.read_csv(budget_site / "reports" / "budget-main-ndcg10.csv", index_col=[0, 1, 2, 3])
+    beir = csv[["beir-nfcorpus", "beir-scifact"]].mean(axis=1)
+    assert csv["BEIR mean"].to_numpy() == pytest.approx(beir.to_numpy(), abs=1e-4)
+    assert len(re.findall(r'<td class="best"', table)) == 3  # one per column
+
+
+def test_plots_present_only_when_the_data_warrants(site, budget_site):
+    root, _ = site
+    fx, budget = root / "reports", budget_site / "reports"
+    for ext in ("svg", "png"):
+        assert (fx / f"fx-embedded-test-heatmap.{ext}").is_file()  # 2 backbones x 3 objectives
+        assert not (budget / f"budget-beir-scifact-heatmap.{ext}").exists()  # one backbone
+        assert (budget / f"budget-beir-scifact-budget.{ext}").is_file()
+        assert (budget / f"budget-datasets.{ext}").is_file()
+        assert not (fx / f"fx-embedded-test-budget.{ext}").exists() and not (fx / f"fx-datasets.{ext}").exists()
+    assert 'src="../budget-datasets.svg"' in _page(budget_site, "budget/index.html")
+
+
+def test_latency_table_holds_efficiency_and_gflops(site):
+    root, _ = site
+    lat = pd.read_csv(root / "reports" / "fx-latency.csv", index_col=0)
+    assert lat.loc["bert-tiny", "cpu_efficiency"] == 0.25 and lat.loc["bert-tiny", "gflops_per_pair"] == 2.0
+    assert ">cpu_efficiency</th>" in _table(_page(root), "latency-fx")
 
 
 def test_empty_results_render_a_page(tmp_path):

@@ -1,4 +1,8 @@
-"""Plots (matplotlib, Agg): quality vs latency with the Pareto frontier. SVG for the page, PNG alongside."""
+"""Plots (matplotlib, Agg), each written as SVG (for the pages) and PNG beside it, readable without colour (markers,
+line styles, hatches, annotated values): quality vs latency with the Pareto frontier, a backbone × objective heatmap,
+the label-budget curve, per-dataset bars and each cell's training loss curve.
+
+Every function returns the written file names (SVG first), or [] when the data does not warrant the plot."""
 
 from __future__ import annotations
 
@@ -7,10 +11,42 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "rerank-distill-bench"  # fixed SVG ids: the same results give the same files
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
+LINESTYLES = ("-", "--", "-.", ":")
+HATCHES = ("", "//", "..", "xx", "\\\\", "--", "++", "oo", "**", "||")
+
+
+def _save(fig: plt.Figure, out: Path) -> list[str]:
+    fig.tight_layout()
+    names = []
+    for ext in ("svg", "png"):
+        path = out.parent / f"{out.name}.{ext}"  # not with_suffix: names may hold dots
+        fig.savefig(path, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        names.append(path.name)
+    plt.close(fig)
+    return names
+
+
+def _finish(fig: plt.Figure, ax: plt.Axes, xlabel: str, title: str, out: Path) -> list[str]:
+    """Labels, grid and legend shared by the nDCG@10 line and scatter plots; then save."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("nDCG@10")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, out)
+
+
+def _column_label(frame: pd.DataFrame) -> pd.Series:
+    """``objective`` alone, or ``objective / teacher`` when the teacher varies."""
+    if frame["teacher"].nunique() > 1:
+        return frame["objective"].astype(str) + " / " + frame["teacher"].astype(str)
+    return frame["objective"].astype(str)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -37,16 +73,77 @@ def quality_vs_latency(frame: pd.DataFrame, dataset: str, out: Path) -> list[str
     bm25 = part["first_stage_nDCG@10"].dropna()
     if not bm25.empty:
         ax.axhline(float(bm25.iloc[0]), color="grey", lw=1, ls=":", label="first stage (BM25)")
-    ax.set_xlabel("CPU latency, p50 ms per query (100 candidates)")
+    return _finish(fig, ax, "CPU latency, p50 ms per query (100 candidates)", f"Quality vs latency — {dataset}", out)
+
+
+def heatmap(frame: pd.DataFrame, dataset: str, out: Path) -> list[str]:
+    """Backbone × objective(/teacher) grid of nDCG@10 (mean over seeds and other axes), every value written in its
+    square; only for at least two backbones and two columns."""
+    part = frame[frame["dataset"] == dataset].assign(column=lambda f: _column_label(f))
+    grid = part.pivot_table(index="backbone", columns="column", values="nDCG@10", aggfunc="mean")
+    if min(grid.shape) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(1.4 + 1.25 * grid.shape[1], 1.2 + 0.55 * grid.shape[0]))
+    values = grid.to_numpy(dtype=float)
+    image = ax.imshow(values, cmap="Greys", vmin=np.nanmin(values) - 0.05, vmax=np.nanmax(values) + 0.05,
+                      aspect="auto")
+    middle = (np.nanmin(values) + np.nanmax(values)) / 2
+    for (i, j), v in np.ndenumerate(values):
+        text, colour = ("no cell", "grey") if np.isnan(v) else (f"{v:.3f}", "white" if v > middle else "black")
+        ax.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(grid.shape[0]), grid.index, fontsize=8)
+    ax.set_title(f"nDCG@10 — {dataset}", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    return _save(fig, out)
+
+
+def budget_curve(frame: pd.DataFrame, dataset: str, out: Path) -> list[str]:
+    """nDCG@10 (mean ± std over seeds) against the label budget ``train.max_queries``, one line per
+    objective/teacher (and backbone, when several); only for at least two budgets."""
+    part = frame[(frame["dataset"] == dataset) & frame["budget"].notna()]
+    if part["budget"].nunique() < 2:
+        return []
+    keys = ["backbone", "objective", "teacher"] if part["backbone"].nunique() > 1 else ["objective", "teacher"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (key, g) in enumerate(part.groupby(keys)):
+        stats = g.groupby("budget")["nDCG@10"].agg(["mean", "std"]).sort_index()
+        ax.errorbar(stats.index, stats["mean"], yerr=stats["std"].fillna(0), marker=MARKERS[i % len(MARKERS)],
+                    ls=LINESTYLES[i % len(LINESTYLES)], capsize=3, label=" / ".join(map(str, key)))
+    if part["budget"].max() / part["budget"].min() >= 10:
+        ax.set_xscale("log")
+    return _finish(fig, ax, "label budget: training queries (train.max_queries)", f"Label budget — {dataset}", out)
+
+
+def dataset_bars(means: pd.DataFrame, out: Path) -> list[str]:
+    """Grouped bars: one group per dataset column of ``means`` (rows = table rows, told apart by hatch); only for at
+    least two datasets."""
+    if means.shape[1] < 2:
+        return []
+    width = 0.8 / max(len(means), 1)
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.2 * means.shape[1] + 0.25 * means.size), 4.2))
+    x = np.arange(means.shape[1])
+    for i, (label, row) in enumerate(means.iterrows()):
+        label = " / ".join(map(str, label)) if isinstance(label, tuple) else str(label)
+        ax.bar(x + (i - (len(means) - 1) / 2) * width, row.to_numpy(dtype=float), width, label=label,
+               hatch=HATCHES[i % len(HATCHES)], edgecolor="black", linewidth=0.5)
+    ax.set_xticks(x, means.columns, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("nDCG@10")
-    ax.set_title(f"Quality vs latency — {dataset}")
+    ax.set_title("nDCG@10 per dataset")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(fig, out)
+
+
+def loss_curve(points: list[list[float]], title: str, out: Path) -> list[str]:
+    """Training loss against optimiser step; [] without points."""
+    if not points:
+        return []
+    steps, losses = zip(*[(p[0], p[1]) for p in points])
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    ax.plot(steps, losses, "k-", marker="o" if len(steps) < 40 else None, ms=3, lw=1)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    names = []
-    for ext in ("svg", "png"):
-        path = out.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=120, metadata={"Date": None} if ext == "svg" else None)
-        names.append(path.name)
-    plt.close(fig)
-    return names
+    return _save(fig, out)

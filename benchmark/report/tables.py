@@ -7,27 +7,46 @@ from typing import Any
 import pandas as pd
 
 STANDARD_AXES = ("backbone", "objective", "teacher")
+BEIR_PREFIX = "beir-"
+BEIR_MEAN = "BEIR mean"
+LATENCY_COLUMNS = {  # column -> decimals shown
+    "cpu_p50_ms": 2, "cpu_p95_ms": 2, "cpu_pairs_per_s": 1, "cpu_peak_rss_mb": 1, "cpu_efficiency": 4,
+    "gpu_p50_ms": 2, "gpu_p95_ms": 2, "gpu_pairs_per_s": 1, "gpu_peak_mb": 1, "gpu_efficiency": 4,
+    "gflops_per_pair": 4,
+}
+
+
+def _latency_fields(lat: dict[str, Any]) -> dict[str, Any]:
+    cpu, gpu = lat.get("cpu") or {}, lat.get("cuda") or {}
+    flops = cpu.get("flops_per_pair") or gpu.get("flops_per_pair")
+    return {"cpu_p50_ms": cpu.get("p50_ms"), "cpu_p95_ms": cpu.get("p95_ms"), "cpu_pairs_per_s": cpu.get("pairs_per_s"),
+            "cpu_peak_rss_mb": cpu.get("peak_rss_mb"), "cpu_efficiency": cpu.get("efficiency"),
+            "gpu_p50_ms": gpu.get("p50_ms"), "gpu_p95_ms": gpu.get("p95_ms"), "gpu_pairs_per_s": gpu.get("pairs_per_s"),
+            "gpu_peak_mb": gpu.get("peak_memory_mb"), "gpu_efficiency": gpu.get("efficiency"),
+            "gflops_per_pair": None if flops is None else flops / 1e9}
+
+
+def label_budget(rec: dict[str, Any]) -> int | None:
+    """``train.max_queries`` from the record's resolved config (None: every training query)."""
+    train = (rec.get("config") or {}).get("train")
+    budget = train.get("max_queries") if isinstance(train, dict) else None
+    return int(budget) if isinstance(budget, (int, float)) else None
 
 
 def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (ok cell, eval dataset): axes, metrics, first-stage metrics, CPU/GPU latency."""
+    """One row per (ok cell, eval dataset): axes, metrics, first-stage metrics, CPU/GPU latency, label budget."""
     rows = []
     for rec in records:
         if rec.get("status") != "ok":
             continue
-        lat = rec.get("latency") or {}
-        cpu, gpu = lat.get("cpu") or {}, lat.get("cuda") or {}
         for dataset, m in (rec.get("metrics") or {}).items():
             rows.append({
                 "experiment": rec["experiment"], "cell_id": rec["cell_id"], **rec.get("axes", {}),
                 "dataset": dataset, "nDCG@10": m.get("nDCG@10"), "RR@10": m.get("RR@10"),
                 "first_stage_nDCG@10": (m.get("first_stage") or {}).get("nDCG@10"),
                 "first_stage_R@100": (m.get("first_stage") or {}).get("R@100"),
-                "cpu_p50_ms": cpu.get("p50_ms"), "cpu_p95_ms": cpu.get("p95_ms"),
-                "cpu_pairs_per_s": cpu.get("pairs_per_s"), "cpu_peak_rss_mb": cpu.get("peak_rss_mb"),
-                "gpu_p50_ms": gpu.get("p50_ms"), "gpu_p95_ms": gpu.get("p95_ms"),
-                "gpu_pairs_per_s": gpu.get("pairs_per_s"), "gpu_peak_mb": gpu.get("peak_memory_mb"),
-                "train_s": (rec.get("train") or {}).get("seconds"),
+                **_latency_fields(rec.get("latency") or {}),
+                "train_s": (rec.get("train") or {}).get("seconds"), "budget": label_budget(rec),
             })
     return pd.DataFrame(rows)
 
@@ -38,23 +57,51 @@ def row_axes(frame: pd.DataFrame) -> list[str]:
     return ["backbone", *extra]
 
 
+def _seed_stats(part: pd.DataFrame, keys: list[str], metric: str) -> pd.DataFrame:
+    return part.groupby(keys, dropna=False)[metric].agg(["mean", "std", "count"]).reset_index()
+
+
 def quality_table(frame: pd.DataFrame, metric: str = "nDCG@10") -> dict[str, pd.DataFrame]:
     """Per dataset: rows = backbone (+ varying train axes), columns = (objective, teacher), mean and std over seeds."""
     out = {}
     for dataset, part in frame.groupby("dataset", sort=True):
         rows = row_axes(part)
-        g = part.groupby([*rows, "objective", "teacher"], dropna=False)[metric]
-        stats = g.agg(["mean", "std", "count"]).reset_index()
+        stats = _seed_stats(part, [*rows, "objective", "teacher"], metric)
         out[dataset] = stats.pivot_table(index=rows, columns=["objective", "teacher"], values=["mean", "std", "count"],
                                          dropna=False)
     return out
 
 
+def with_beir_mean(frame: pd.DataFrame, metric: str = "nDCG@10") -> pd.DataFrame:
+    """``frame`` plus one ``BEIR mean`` row per cell that was evaluated on every ``beir-*`` dataset of the frame."""
+    beir = frame[frame["dataset"].str.startswith(BEIR_PREFIX)]
+    n_beir = beir["dataset"].nunique()
+    if not n_beir:
+        return frame
+    complete = beir.groupby("cell_id").filter(lambda g: g["dataset"].nunique() == n_beir)
+    means = complete.groupby("cell_id")[metric].mean()
+    extra = frame.drop_duplicates("cell_id").set_index("cell_id").loc[means.index].reset_index()
+    extra["dataset"], extra[metric] = BEIR_MEAN, means.to_numpy()
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def main_table(frame: pd.DataFrame, metric: str = "nDCG@10") -> pd.DataFrame:
+    """Rows = backbone (+ varying train axes), objective, teacher; columns = eval datasets (+ ``BEIR mean``);
+    ``mean`` / ``std`` / ``count`` over seeds."""
+    full = with_beir_mean(frame, metric)
+    stats = _seed_stats(full, [*row_axes(frame), "objective", "teacher", "dataset"], metric)
+    table = stats.pivot_table(index=[*row_axes(frame), "objective", "teacher"], columns="dataset",
+                              values=["mean", "std", "count"], dropna=False)
+    order = sorted(set(full["dataset"]) - {BEIR_MEAN}) + ([BEIR_MEAN] if BEIR_MEAN in set(full["dataset"]) else [])
+    table = table.reindex(columns=pd.MultiIndex.from_product([["mean", "std", "count"], order]))
+    return table[table["mean"].notna().any(axis=1)]  # the pivot crosses every index level; keep the grid's rows
+
+
 def latency_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Median over a backbone's cells (latency depends on the architecture, not the objective or teacher)."""
-    cols = [c for c in ("cpu_p50_ms", "cpu_p95_ms", "cpu_pairs_per_s", "cpu_peak_rss_mb", "gpu_p50_ms", "gpu_p95_ms",
-                        "gpu_pairs_per_s", "gpu_peak_mb") if c in frame and frame[c].notna().any()]
-    return frame.drop_duplicates("cell_id").groupby("backbone")[cols].median().round(2)
+    cols = [c for c in LATENCY_COLUMNS if c in frame and frame[c].notna().any()]
+    table = frame.drop_duplicates("cell_id").groupby("backbone")[cols].median()
+    return table.round({c: LATENCY_COLUMNS[c] for c in cols})
 
 
 def to_markdown(df: pd.DataFrame) -> str:

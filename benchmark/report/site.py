@@ -1,0 +1,161 @@
+"""The static site: the overview ``index.html``, one page per experiment (``<experiment>/index.html``) and one per
+cell (``<experiment>/<cell>.html``, with its loss curve beside it). An experiment's tables, exports and plots sit
+beside the overview (``<experiment>-...``). Links are relative, so the site works from ``file://``."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from . import plots
+from .references import Reference
+from .stats import significance
+from .tables import BEIR_MEAN, display_quality, latency_table, main_table, quality_table, to_markdown
+from .views import families, latency_view, main_view, quality_view
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TRACEBACK_CHARS = 8000
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of an experiment, dataset or cell name (no quoting needed in hrefs)."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "-", str(text)).strip("-") or "_"
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def write_page(env: jinja2.Environment, out_dir: Path, page: str, template: str, **context: Any) -> Path:
+    """Render ``template`` to ``out_dir/page``; ``root`` (the way back to ``out_dir``) prefixes every link."""
+    path = out_dir / page
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = "../" * (len(Path(page).parts) - 1)
+    path.write_text(env.get_template(template).render(root=root, **context), encoding="utf-8")
+    return path
+
+
+def export(out_dir: Path, stem: str, numbers: pd.DataFrame, text: pd.DataFrame,
+           latex: pd.DataFrame | None = None) -> dict[str, str]:
+    """CSV of ``numbers``, Markdown of ``text`` and (given ``latex``) a booktabs LaTeX table; returns the names."""
+    names = {"csv": f"{stem}.csv", "md": f"{stem}.md"}
+    numbers.to_csv(out_dir / names["csv"])
+    (out_dir / names["md"]).write_text(to_markdown(text), encoding="utf-8")
+    if latex is not None:
+        names["tex"] = f"{stem}.tex"
+        (out_dir / names["tex"]).write_text(latex.style.to_latex(hrules=True), encoding="utf-8")
+    return names
+
+
+def cell_page(rec: dict[str, Any]) -> str:
+    return f"{slug(rec['experiment'])}/{slug(rec['cell_id'])}.html"
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _traceback(results_dir: Path, rec: dict[str, Any]) -> str:
+    name = str((rec.get("error") or {}).get("traceback_file") or "")
+    path = results_dir / rec["experiment"] / name
+    if not name or Path(name).name != name or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8", errors="replace")[-TRACEBACK_CHARS:]
+
+
+def _natural(qid: str) -> list[str | int]:
+    """Sort key: q2 before q10 (digit runs compare as numbers; str and int parts alternate, so keys compare)."""
+    return [int(part) if i % 2 else part for i, part in enumerate(re.split(r"(\d+)", qid))]
+
+
+def _per_query(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for dataset, metrics in sorted((rec.get("per_query") or {}).items()):
+        ndcg, rr = metrics.get("nDCG@10") or {}, metrics.get("RR@10") or {}
+        qids = sorted(set(ndcg) | set(rr), key=_natural)
+        rows = [(q, _number(ndcg.get(q, "")), _number(rr.get(q, ""))) for q in qids]
+        out.append({"dataset": dataset, "rows": rows})
+    return out
+
+
+def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[str, Any]:
+    """Everything the cell page shows; writes its training loss curve."""
+    page = cell_page(rec)
+    curve = (rec.get("train") or {}).get("loss_curve") or []
+    (out_dir / page).parent.mkdir(parents=True, exist_ok=True)
+    stem = page.removesuffix(".html")
+    loss = plots.loss_curve(curve, f"Training loss — {rec['cell_id']}", out_dir / f"{stem}-loss")
+    metrics = [{"dataset": d, "values": [(k, _number(v)) for k, v in m.items() if not isinstance(v, dict)]
+                + [(f"first stage {k}", _number(v)) for k, v in (m.get("first_stage") or {}).items()]}
+               for d, m in sorted((rec.get("metrics") or {}).items())]
+    latency = [{"device": device, "values": [(k, _number(v)) for k, v in sorted(lat.items())
+                                             if not isinstance(v, (dict, list))]}
+               for device, lat in sorted((rec.get("latency") or {}).items()) if lat]
+    train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items()) if k != "loss_curve"]
+    error = rec.get("error") or {}
+    return {"id": rec["cell_id"], "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
+            "experiment_page": f"{slug(rec['experiment'])}/index.html", "config_hash": rec.get("config_hash", ""),
+            "axes": [(k, str(v)) for k, v in (rec.get("axes") or {}).items()], "metrics": metrics,
+            "per_query": _per_query(rec), "latency": latency, "train": train,
+            "loss_plot": loss[0] if loss else "", "config": json.dumps(rec.get("config"), indent=1, sort_keys=True),
+            "provenance": json.dumps(rec.get("provenance"), indent=1, sort_keys=True),
+            "error": {"type": str(error.get("type", "")), "message": str(error.get("message", "")),
+                      "traceback": _traceback(results_dir, rec)} if rec.get("status") != "ok" else None}
+
+
+def _main(name: str, part: pd.DataFrame, out_dir: Path, references: dict[tuple[str, ...], Reference]
+          ) -> dict[str, Any]:
+    table = main_table(part)
+    main = main_view(table, references)
+    exports = export(out_dir, slug(f"{name}-main-ndcg10"), main.numbers, main.text, main.latex)
+    datasets = [d for d in table["mean"].columns if d != BEIR_MEAN]
+    bars = plots.dataset_bars(table["mean"][datasets], out_dir / slug(f"{name}-datasets"))
+    return {"view": main.view, "citations": main.citations, "exports": exports, "bars": bars[:1]}
+
+
+def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
+                    baseline: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for dataset, table in quality_table(part).items():
+        stem = slug(f"{name}-{dataset}")
+        shown = display_quality(table)
+        rows = part[part["dataset"] == dataset]
+        first = rows["first_stage_nDCG@10"].dropna()
+        figures = [(plots.quality_vs_latency(part, dataset, out_dir / f"{stem}-pareto"),
+                    "nDCG@10 versus CPU latency, Pareto frontier dashed"),
+                   (plots.heatmap(part, dataset, out_dir / f"{stem}-heatmap"),
+                    "nDCG@10 per backbone and objective, values written in the squares"),
+                   (plots.budget_curve(part, dataset, out_dir / f"{stem}-budget"),
+                    "nDCG@10 versus label budget (training queries), one line per objective and teacher")]
+        out.append({"dataset": dataset, "view": quality_view(table, significance(recs, dataset, baseline)),
+                    "exports": export(out_dir, f"{stem}-ndcg10", table["mean"].round(4), shown, shown),
+                    "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "", "families": families(rows),
+                    "plots": [{"src": names[0], "alt": alt} for names, alt in figures if names]})
+    return out
+
+
+def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame, out_dir: Path,
+                       baseline: dict[str, str], references: dict[tuple[str, ...], Reference]) -> dict[str, Any]:
+    """One experiment's tables, exports and plots (written beside the overview) and its cells' summaries."""
+    cells = [{"id": r["cell_id"], "page": cell_page(r), "status": r.get("status", ""),
+              "axes": " · ".join(str(v) for v in (r.get("axes") or {}).values()),
+              "message": str((r.get("error") or {}).get("message", ""))} for r in recs]
+    exp: dict[str, Any] = {"name": name, "page": f"{slug(name)}/index.html", "n": len(recs),
+                           "n_ok": sum(r.get("status") == "ok" for r in recs), "cells": cells,
+                           "failures": [c for c in cells if c["status"] != "ok"],
+                           "main": None, "tables": [], "latency": None}
+    if part.empty:
+        return exp
+    exp["main"] = _main(name, part, out_dir, references)
+    exp["tables"] = _dataset_tables(name, part, recs, out_dir, baseline)
+    lat = latency_table(part)
+    if lat.columns.empty:
+        return exp
+    exp["latency"] = {"view": latency_view(lat), "exports": export(out_dir, slug(f"{name}-latency"), lat, lat)}
+    return exp
