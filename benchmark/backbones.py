@@ -88,9 +88,10 @@ _add("roberta-tiny", "roberta", config={**_TINY, "max_position_embeddings": 514,
      token_type_ids=False, max_length=512, params_m=4.4)
 _add("electra-tiny", "electra", config={**_TINY, "embedding_size": 128}, params_m=4.4)
 _add("deberta-v3-tiny", "deberta-v2",
-     config={**_TINY, "relative_attention": True, "position_buckets": 256, "max_relative_positions": -1,
+     config={**_TINY, "relative_attention": True, "position_buckets": 64, "max_relative_positions": -1,
              "pos_att_type": ["p2c", "c2p"], "position_biased_input": False, "norm_rel_ebd": "layer_norm",
              "share_att_key": True, "type_vocab_size": 0},
+     # 64 log-buckets (base: 256) cover the embedded pairs (<= 102 tokens) and halve the c2p/p2c attention cost.
      dtype="bf16", attn_implementation=None, params_m=4.5)  # no SDPA kernel for DeBERTa in transformers
 _add("modernbert-tiny", "modernbert",
      config={"hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 256,
@@ -103,6 +104,10 @@ _add("modernbert-tiny", "modernbert",
 _add("minilm-l6", "bert", checkpoint="bundled:all-MiniLM-L6-v2", max_length=512, dtype="fp16", params_m=22.7)
 _add("minilm-l3", "bert", checkpoint="bundled:all-MiniLM-L6-v2", config={"num_hidden_layers": 3},
      max_length=512, dtype="fp16", params_m=17.4)
+# A pretrained student that learns the embedded task on a CPU budget (the first 2 layers, as DistilBERT-style
+# students are initialised from their teacher's layers); the tiny random rows above do not learn it.
+_add("minilm-l2", "bert", checkpoint="bundled:all-MiniLM-L6-v2", config={"num_hidden_layers": 2},
+     max_length=512, dtype="fp16", params_m=15.6)
 
 # Real hub rows (GPU machines with network; config only).
 for _name, _family, _hub, _tt, _dtype, _params in [

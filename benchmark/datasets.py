@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from . import typed
+from .cache import cache_root
+from .cache import digest as _digest
 from .collection import Collection, Qrels, Run
 from .errors import BenchError
 from .firststage import bm25_run, read_trec_run
@@ -113,11 +115,7 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("RDB_CACHE", Path.home() / ".cache" / "rerank-distill-bench")) / "runs"
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return cache_root() / "runs"
 
 
 def load_collection(spec: DatasetSpec) -> Collection:

@@ -21,6 +21,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .cache import cache_root
+
 VERSION = 1
 SEED = 13
 SPLITS = {"train": 200, "dev": 40, "test": 60}
@@ -190,7 +192,7 @@ def _fingerprint() -> str:
 
 def embedded_dir() -> Path:
     """Directory holding the generated collection; generated on first use (atomically), then cached."""
-    root = Path(os.environ.get("RDB_CACHE", Path.home() / ".cache" / "rerank-distill-bench")) / "embedded"
+    root = cache_root() / "embedded"
     target = root / _fingerprint()
     if (target / "run.bm25.txt").exists():
         return target

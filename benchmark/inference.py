@@ -27,6 +27,12 @@ def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length
     """Right-padded pairs truncating the document only; a pair whose query alone leaves no room for its document
     truncates both sides (``longest_first``), without changing how the other pairs are truncated."""
     queries, docs = list(queries), list(docs)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and queries:
+        try:
+            return _backend_tokenize(tokenizer, backend, queries, docs, max_length, tensors)
+        except Exception:  # noqa: BLE001 -- a query too long for "only_second": the per-pair path below
+            pass
     try:
         return tokenizer(queries, docs, truncation="only_second", max_length=max_length, padding=True,
                          padding_side="right", return_tensors=tensors)
@@ -43,6 +49,22 @@ def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length
             for j, i in enumerate(idx):
                 features[i] = {k: v[j] for k, v in part.items()}
     return tokenizer.pad(features, padding_side="right", return_tensors=tensors)
+
+
+def _backend_tokenize(tokenizer, backend, queries: list[str], docs: list[str], max_length: int, tensors: str):
+    """The Rust ``tokenizers`` call that ``tokenizer(...)`` wraps, minus the wrapper's per-token Python conversion to
+    arrays (2-4x the Rust time for 6000 pairs in transformers 5): same template, truncation and right padding."""
+    # transformers' own __call__ re-sets truncation and padding on this object every time, so setting them is safe.
+    backend.enable_truncation(max_length, strategy="only_second")
+    backend.enable_padding(direction="right", pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
+                           pad_type_id=tokenizer.pad_token_type_id)
+    encodings = backend.encode_batch(list(zip(queries, docs)))
+    out = {"input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+           "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+           "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64)}
+    if "token_type_ids" not in tokenizer.model_input_names:
+        out.pop("token_type_ids")
+    return {k: torch.from_numpy(v) for k, v in out.items()} if tensors == "pt" else out
 
 
 def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length: int,

@@ -17,7 +17,6 @@ Kinds (``TEACHER_KINDS``, one function each):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from . import typed
+from .cache import cache_root
+from .cache import digest as _digest
 from .collection import Collection
 from .errors import BenchError
 from .registry import Registry
@@ -60,16 +61,16 @@ class TeacherSpec:
 TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
-    TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=3, finetune_lr=1e-4,
+    TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2, finetune_lr=2e-4,
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
-    TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=1e-4,
+    TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=2e-4,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
     TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
                 description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("llm-example", "llm-ranking", path="embedded-llm-ranking.jsonl",
                 description="RankZephyr-format ranked lists shipped in benchmark/data (made by MiniLM, see README)"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
-                finetune_lr=1e-4,
+                finetune_lr=2e-4,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
     TEACHERS.add(_spec.name, _spec)
@@ -77,14 +78,6 @@ for _spec in [
 
 def get_teacher(name: str) -> TeacherSpec:
     return TEACHERS.get(name)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("RDB_CACHE", Path.home() / ".cache" / "rerank-distill-bench"))
-
-
-def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,29 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     return stats
 
 
+# Pairs per forward chunk in training: a step's B*K pairs are sorted by length and run in chunks padded to their own
+# longest pair. On 2 CPU cores this cut MiniLM-L6 fine-tuning from 68 to 48 ms/pair (B*K = 128 pairs of 29-94 tokens
+# padded to 94 otherwise); a GPU wants bigger chunks to stay busy.
+SORTED_CHUNK = {"cpu": 32, "cuda": 128}
+
+
+def sorted_forward(model, enc: Mapping[str, torch.Tensor], device: torch.device, dtype: str) -> torch.Tensor:
+    """``logits[:, 0]`` of every pair in input order, computed in length-sorted chunks (dynamic padding)."""
+    lengths = enc["attention_mask"].sum(dim=1)
+    order = torch.argsort(lengths, descending=True, stable=True)
+    chunk = SORTED_CHUNK.get(device.type, 128)
+    parts = []
+    with autocast_context(device, dtype):
+        for start in range(0, len(order), chunk):
+            idx = order[start:start + chunk]
+            width = int(lengths[idx[0]])
+            batch = {n: t[idx, :width].to(device) for n, t in enc.items()}
+            parts.append(model(**batch).logits[:, 0].float())
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order))
+    return torch.cat(parts)[inverse.to(device)]
+
+
 def _step(model, tokenizer, collection: Collection, groups: Groups, idx: np.ndarray, targets: Targets,
           objective: Objective, cfg: TrainConfig, device: torch.device, dtype: str,
           use_token_type_ids: bool) -> torch.Tensor:
@@ -225,9 +248,7 @@ def _step(model, tokenizer, collection: Collection, groups: Groups, idx: np.ndar
         mask.append([True] * len(ds) + [False] * pad)
     mask_t = torch.tensor(mask, device=device)
     raw_t = torch.tensor(raw, dtype=torch.float32, device=device)
-    batch = {n: t.to(device) for n, t in
-             encode_pairs(tokenizer, queries, docs, cfg.max_length, use_token_type_ids).items()}
-    with autocast_context(device, dtype):
-        logits = model(**batch).logits[:, 0].float()
+    logits = sorted_forward(model, encode_pairs(tokenizer, queries, docs, cfg.max_length, use_token_type_ids),
+                            device, dtype)
     scores = torch.zeros(mask_t.shape, device=device, dtype=logits.dtype).masked_scatter(mask_t, logits)
     return objective.fn(scores, as_objective_targets(raw_t, targets.kind, objective, mask_t), mask_t)

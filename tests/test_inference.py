@@ -49,6 +49,33 @@ def test_chunks_give_the_same_scores(tiny, monkeypatch):
     assert Reranker(model, tok).score([], []).shape == (0,)
 
 
+@pytest.mark.parametrize("row", ["bert-tiny", "roberta-tiny", "modernbert-tiny"])
+def test_the_rust_tokenizer_path_matches_the_transformers_call(row):
+    """encode_pairs calls the Rust tokenizer directly for speed; ids, types and masks must be what the transformers
+    wrapper gives (same template, only_second truncation, right padding)."""
+    _, tok = build_cross_encoder(get_backbone(row), seed=0)
+    queries, docs = [QUERIES[i % 3] for i in range(len(DOCS))], DOCS
+    ours = encode_pairs(tok, queries, docs, 48)
+    theirs = tok(queries, docs, truncation="only_second", max_length=48, padding=True, return_tensors="pt")
+    assert set(ours) == set(theirs) and ours["input_ids"].shape[1] == 48
+    for key, value in theirs.items():
+        assert torch.equal(ours[key], value), key
+
+
+def test_training_forward_in_length_sorted_chunks_matches_one_padded_batch(tiny, monkeypatch):
+    from benchmark import training
+
+    model, tok = tiny
+    queries = [QUERIES[i % 3] for i in range(len(DOCS))]
+    enc = encode_pairs(tok, queries, DOCS, 64)
+    with torch.no_grad():
+        whole = model(**enc).logits[:, 0]
+        monkeypatch.setitem(training.SORTED_CHUNK, "cpu", 2)
+        chunked = training.sorted_forward(model, enc, torch.device("cpu"), "fp32")
+    assert torch.allclose(chunked, whole, atol=1e-5)
+    assert len(set(np.round(whole.numpy(), 4))) == len(DOCS)  # distinct: a permutation could not pass
+
+
 def test_truncation_keeps_the_query(tiny):
     _, tok = tiny
     enc = encode_pairs(tok, ["price of a car"], ["word " * 500], max_length=32)

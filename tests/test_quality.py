@@ -1,8 +1,10 @@
 """A trained reranker beats BM25 on the embedded test split: the default grid's teacher (all-MiniLM-L6-v2
-fine-tuned as a cross-encoder on the training labels), reranking the BM25 top-30 of every test query.
+fine-tuned as a cross-encoder on the training labels), reranking the BM25 top-100 of every test query, as the grid's
+cells do.
 
-Slow on a CPU (minutes): the fine-tuned teacher is cached in RDB_CACHE, which the default grid then reuses.
-Measured on this project's 2-core CPU: 0.481 vs BM25 0.453 (random 0.11); on an H100 (top-100): 0.594 vs 0.453."""
+Slow on a CPU (about 4 minutes): the fine-tuned teacher is cached in RDB_CACHE, which the default grid then reuses.
+Measured on this project's 2-core CPU: 0.638 vs BM25 0.453 (random order 0.038); with hard negatives from the top-20
+instead of the top-30 the same fine-tuning reached only 0.464."""
 
 from pathlib import Path
 
@@ -30,15 +32,15 @@ def test_finetuned_teacher_beats_bm25_and_random():
     model, tokenizer = _teacher_model(cell.teacher, ctx, backbone)
     cfg = _finetune_config(cell.teacher, ctx, backbone)
     qids = sorted(test.queries)
-    top30 = {q: dict(sorted(test.run[q].items(), key=lambda kv: -kv[1])[:30]) for q in qids}
-    test.run = top30
-    reranked = Reranker(model, tokenizer, max_length=cfg.max_length, dtype=cfg.dtype).rerank(test, qids, k=30)
+    top = {q: {d: test.run[q][d] for d in test.ranked(q, cell.eval.top_k)} for q in qids}
+    reranked = Reranker(model, tokenizer, max_length=cfg.max_length, dtype=cfg.dtype).rerank(test, qids,
+                                                                                           k=cell.eval.top_k)
     rng = np.random.default_rng(0)
-    shuffled = {q: {d: float(rng.random()) for d in docs} for q, docs in top30.items()}
+    shuffled = {q: {d: float(rng.random()) for d in docs} for q, docs in top.items()}
     ours, _ = evaluate(reranked, test.qrels)
-    bm25, _ = evaluate(top30, test.qrels)
+    bm25, _ = evaluate(top, test.qrels)
     rand, _ = evaluate(shuffled, test.qrels)
-    print(f"\nembedded test nDCG@10 (BM25 top-30): random {rand['nDCG@10']:.3f}  BM25 {bm25['nDCG@10']:.3f}  "
+    print(f"\nembedded test nDCG@10 (BM25 top-{cell.eval.top_k}): random {rand['nDCG@10']:.3f}  BM25 {bm25['nDCG@10']:.3f}  "
           f"fine-tuned MiniLM-L6 cross-encoder {ours['nDCG@10']:.3f}")
-    assert ours["nDCG@10"] > bm25["nDCG@10"]
-    assert bm25["nDCG@10"] > rand["nDCG@10"] + 0.2
+    assert ours["nDCG@10"] > bm25["nDCG@10"] + 0.1  # clearly above BM25 ...
+    assert bm25["nDCG@10"] > rand["nDCG@10"] + 0.2  # ... which is clearly above random
