@@ -176,6 +176,34 @@ def adr_mse(scores: Tensor, targets: Tensor, mask: Tensor, temperature: float = 
     return _row_mean(per_list.unsqueeze(1), _lists(mask))
 
 
+
+def lambdaloss(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """LambdaLoss, NDCG-Loss2 (Wang et al., CIKM 2018, "The LambdaLoss Framework for Ranking Metric Optimization").
+
+    L = mean over lists of Σ_{t_i > t_j} δ_ij |G_i - G_j| log2(1 + exp(-(s_i - s_j))), with the gain
+    G_i = (2^{y_i} - 1) / maxDCG, y = t - min(t) over the list's valid entries (graded labels keep their grades when
+    the list holds a grade-0 document; teacher scores become non-negative), maxDCG the ideal DCG of those gains, and
+    δ_ij = |1/D(|π_i - π_j|) - 1/D(|π_i - π_j| + 1)|, D(x) = log2(1 + x), where π are the ranks under the current
+    student scores (no gradient through them). Unlike RankNet the list's pair terms are summed, not averaged: the sum
+    bounds the list's NDCG loss.
+    """
+    scores = _fill(scores, mask)
+    low = _fill(targets, mask, math.inf).amin(dim=1, keepdim=True)
+    # 2^y overflows float32 past y = 128; teacher logit ranges are far below that
+    gains = _fill(torch.exp2((_fill(targets, mask) - low).clamp(max=100)) - 1, mask)
+    positions = torch.arange(1, scores.shape[1] + 1, device=scores.device, dtype=scores.dtype)
+    max_dcg = (gains.sort(dim=1, descending=True).values / torch.log2(1 + positions)).sum(dim=1, keepdim=True)
+    g = gains / max_dcg.clamp(min=torch.finfo(scores.dtype).tiny)
+    order = _fill(scores.detach(), mask, _neg(scores)).argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(positions.expand_as(scores)).scatter_(1, order, positions.expand_as(scores))
+    dist = (ranks.unsqueeze(2) - ranks.unsqueeze(1)).abs().clamp(min=1)  # i == j never forms a pair
+    delta = (1 / torch.log2(1 + dist) - 1 / torch.log2(2 + dist)).abs()
+    weight = delta * (g.unsqueeze(2) - g.unsqueeze(1)).abs()
+    per_pair = weight * F.softplus(-(scores.unsqueeze(2) - scores.unsqueeze(1))) / math.log(2)
+    pairs = _pair_mask(targets, mask)
+    per_list = torch.where(pairs, per_pair, torch.zeros_like(per_pair)).sum(dim=(1, 2))
+    return _row_mean(per_list.unsqueeze(1), pairs.flatten(1).any(dim=1, keepdim=True))
+
 for _obj in [
     Objective("bce", bce, "pointwise", "probability", "Nogueira & Cho 2019, arXiv:1901.04085"),
     Objective("mse", mse, "pointwise", "score", "score regression onto teacher logits"),
@@ -184,5 +212,6 @@ for _obj in [
     Objective("infonce", infonce, "listwise", "score", "Gao et al. 2021, ECIR (LCE); van den Oord et al. 2018"),
     Objective("listnet", listnet, "listwise", "score", "Cao et al. 2007, ICML"),
     Objective("adr-mse", adr_mse, "listwise", "score", "Schlatt et al. 2025, ECIR (Rank-DistiLLM), arXiv:2405.07920"),
+    Objective("lambdaloss", lambdaloss, "listwise", "score", "Wang et al. 2018, CIKM (LambdaLoss, NDCG-Loss2)"),
 ]:
     OBJECTIVES.add(_obj.name, _obj)

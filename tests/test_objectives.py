@@ -29,6 +29,10 @@ _q = [math.exp(s - _lse) for s in (2, 0, 1)]
 # ADR-MSE: approximate ranks r̂_i = 1 + Σ_j σ(s_j - s_i); teacher ranks [1, 3, 2]; weights 1/log2(r+1); mean over k=3.
 _r_hat = [1 + sig(0 - 2) + sig(1 - 2), 1 + sig(2 - 0) + sig(1 - 0), 1 + sig(2 - 1) + sig(0 - 1)]
 _w = [1 / math.log2(2), 1 / math.log2(4), 1 / math.log2(3)]
+# LambdaLoss: gains 2^t - 1 = [7, 0, 1], maxDCG = 7 + 1/log2(3); student ranks [1, 3, 2]; pairs (0,1) at rank
+# distance 2, (0,2) and (2,1) at distance 1: δ(2) = 1/log2(3) - 1/log2(4), δ(1) = 1/log2(2) - 1/log2(3).
+_max_dcg = 7 + 1 / math.log2(3)
+_d1, _d2 = 1 - 1 / math.log2(3), 1 / math.log2(3) - 1 / math.log2(4)
 EXPECTED = {
     "bce": (-math.log(sig(2)) - math.log(1 - sig(0)) - math.log(1 - sig(1))) / 3,
     "mse": ((2 - 3) ** 2 + 0 + 0) / 3,
@@ -39,6 +43,8 @@ EXPECTED = {
     "infonce": _lse - 2,
     "listnet": sum(p * (math.log(p) - math.log(q)) for p, q in zip(_p, _q)),
     "adr-mse": sum(w * (r - rh) ** 2 for w, r, rh in zip(_w, (1, 3, 2), _r_hat)) / 3,
+    "lambdaloss": (_d2 * 7 * math.log2(1 + math.exp(-2)) + _d1 * 6 * math.log2(1 + math.exp(-1))
+                   + _d1 * 1 * math.log2(1 + math.exp(-1))) / _max_dcg,
 }
 
 
@@ -108,8 +114,8 @@ def test_rows_without_contrast_add_nothing(name):
     m = torch.tensor([[True, False, False], [True, True, True]])  # row 0: a single valid entry
     assert fn(s, t, m).item() == pytest.approx(fn(s[1:], t[1:], m[1:]).item(), rel=1e-6)
     assert fn(s[:1], t[:1], m[:1]).item() == 0.0
-    # ranknet: a list whose targets all tie has no pair either
-    if name == "ranknet":
+    # ranknet, lambdaloss: a list whose targets all tie has no pair either
+    if name in ("ranknet", "lambdaloss"):
         assert fn(s[:1], t[:1], torch.ones(1, 3, dtype=torch.bool)).item() == 0.0
 
 
@@ -132,7 +138,8 @@ def test_ties():
 
 
 def test_registry_and_docstrings():
-    assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "infonce", "listnet", "adr-mse"}
+    assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "infonce", "listnet", "adr-mse",
+                                       "lambdaloss"}
     for name, obj in OBJECTIVES.items():
         assert obj.fn.__doc__ and obj.paper and obj.family in ("pointwise", "pairwise", "listwise")
     with pytest.raises(BenchError, match="unknown objective 'hinge'"):
@@ -143,3 +150,16 @@ def test_check_finite_names_the_place():
     check_finite(torch.tensor(1.0), "step 1")
     with pytest.raises(CellFailure, match="non-finite loss .* at step 7"):
         check_finite(torch.tensor(float("nan")), "step 7")
+
+
+def test_lambdaloss_weighs_pairs_by_their_ndcg_change():
+    # Graded labels [2, 1, 0] scored in reverse: the pair (0, 2) at the ends of the ranking (rank distance 2) and
+    # the adjacent pairs get δ(2) and δ(1); the gains are the grades' 2^y - 1 = [3, 1, 0] over maxDCG.
+    s, t = torch.tensor([[0.0, 1.0, 2.0]]), torch.tensor([[2.0, 1.0, 0.0]])
+    max_dcg = 3 + 1 / math.log2(3)
+    d1, d2 = 1 - 1 / math.log2(3), 1 / math.log2(3) - 1 / math.log2(4)
+    expected = (d1 * 2 * math.log2(1 + math.exp(1)) + d2 * 3 * math.log2(1 + math.exp(2))
+                + d1 * 1 * math.log2(1 + math.exp(1))) / max_dcg
+    assert get_objective("lambdaloss").fn(s, t, M).item() == pytest.approx(expected, rel=1e-6)
+    # shifting the teacher scores changes nothing (gains start from the list's lowest target)
+    assert get_objective("lambdaloss").fn(s, t + 5, M).item() == pytest.approx(expected, rel=1e-6)

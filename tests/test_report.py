@@ -238,3 +238,14 @@ def test_report_renders_in_headless_chromium(site, tmp_path):
     pixels = matplotlib.image.imread(png)
     assert pixels.shape[:2] == (1600, 1280)
     assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 50  # text, tables and a plot, not blank
+
+
+def test_recipe_grids_show_only_the_pairs_they_ran():
+    from benchmark.report.tables import quality_table
+
+    frame = pd.DataFrame({"dataset": "embedded-test", "backbone": "minilm-l6", "seed": [0, 1, 0, 1],
+                          "objective": ["bce", "bce", "margin-mse", "margin-mse"],
+                          "teacher": ["labels", "labels", "ce", "ce"], "nDCG@10": [0.1, 0.2, 0.5, 0.7]})
+    table = quality_table(frame)["embedded-test"]
+    assert sorted(table["mean"].columns) == [("bce", "labels"), ("margin-mse", "ce")]
+    assert table["mean"].loc["minilm-l6", ("margin-mse", "ce")] == pytest.approx(0.6)

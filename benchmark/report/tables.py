@@ -67,8 +67,10 @@ def quality_table(frame: pd.DataFrame, metric: str = "nDCG@10") -> dict[str, pd.
     for dataset, part in frame.groupby("dataset", sort=True):
         rows = row_axes(part)
         stats = _seed_stats(part, [*rows, "objective", "teacher"], metric)
-        out[dataset] = stats.pivot_table(index=rows, columns=["objective", "teacher"], values=["mean", "std", "count"],
-                                         dropna=False)
+        table = stats.pivot_table(index=rows, columns=["objective", "teacher"], values=["mean", "std", "count"],
+                                  dropna=False)
+        ran = table["mean"].notna().any(axis=0)  # a recipe grid pairs objectives and teachers: drop unrun pairs
+        out[dataset] = table.loc[:, [ran[col[1:]] for col in table.columns]]
     return out
 
 
