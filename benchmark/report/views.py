@@ -15,10 +15,12 @@ from .tables import display_quality
 
 
 def _ranks(means: pd.DataFrame) -> dict[tuple[int, int], str]:
-    """(row, col) -> 'best' / 'second' per column of a means table."""
+    """(row, col) -> 'best' / 'second' per column of a means table; a column with one value has no ranking."""
     marks = {}
     for j, col in enumerate(means.columns):
         order = means[col].dropna().sort_values(ascending=False)
+        if len(order) < 2:
+            continue
         for label, rank in zip(order.index[:2], ("best", "second")):
             marks[(means.index.get_loc(label), j)] = rank
     return marks
