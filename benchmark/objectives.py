@@ -176,7 +176,6 @@ def adr_mse(scores: Tensor, targets: Tensor, mask: Tensor, temperature: float = 
     return _row_mean(per_list.unsqueeze(1), _lists(mask))
 
 
-
 def lambdaloss(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     """LambdaLoss, NDCG-Loss2 (Wang et al., CIKM 2018, "The LambdaLoss Framework for Ranking Metric Optimization").
 
@@ -203,6 +202,7 @@ def lambdaloss(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     pairs = _pair_mask(targets, mask)
     per_list = torch.where(pairs, per_pair, torch.zeros_like(per_pair)).sum(dim=(1, 2))
     return _row_mean(per_list.unsqueeze(1), pairs.flatten(1).any(dim=1, keepdim=True))
+
 
 for _obj in [
     Objective("bce", bce, "pointwise", "probability", "Nogueira & Cho 2019, arXiv:1901.04085"),

@@ -40,7 +40,7 @@ def test_finetuned_teacher_beats_bm25_and_random():
     ours, _ = evaluate(reranked, test.qrels)
     bm25, _ = evaluate(top, test.qrels)
     rand, _ = evaluate(shuffled, test.qrels)
-    print(f"\nembedded test nDCG@10 (BM25 top-{cell.eval.top_k}): random {rand['nDCG@10']:.3f}  BM25 {bm25['nDCG@10']:.3f}  "
-          f"fine-tuned MiniLM-L6 cross-encoder {ours['nDCG@10']:.3f}")
+    print(f"\nembedded test nDCG@10 (BM25 top-{cell.eval.top_k}): random {rand['nDCG@10']:.3f}  "
+          f"BM25 {bm25['nDCG@10']:.3f}  fine-tuned MiniLM-L6 cross-encoder {ours['nDCG@10']:.3f}")
     assert ours["nDCG@10"] > bm25["nDCG@10"] + 0.1  # clearly above BM25 ...
     assert bm25["nDCG@10"] > rand["nDCG@10"] + 0.2  # ... which is clearly above random

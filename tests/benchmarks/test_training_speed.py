@@ -70,6 +70,23 @@ def initial(cell) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
+def grid_data(cell, cfg) -> tuple[list[str], dict[str, list[str]]]:
+    """The grid's training queries and their first-stage negative pool for ``cfg``."""
+    from benchmark.training import negative_pool, training_qids
+
+    coll = cell[1]
+    qids = training_qids(coll, cfg.max_queries)
+    return qids, negative_pool(coll, qids, cfg.negatives_depth)
+
+
+def first_groups(cell, cfg):
+    """The groups the grid draws in its first epoch (seed ``SEED``)."""
+    from benchmark.training import sample_groups
+
+    qids, pool = grid_data(cell, cfg)
+    return sample_groups(cell[1], qids, cfg, np.random.default_rng(SEED), pool)
+
+
 def train_grid(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
     from benchmark.training import train_model
 
@@ -81,13 +98,12 @@ def train_grid(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
 
 def train_plain(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
     """The loop a user would write by hand, on the grid's groups: one padded forward of all B*K pairs per step."""
-    from benchmark.training import as_objective_targets, negative_pool, sample_groups, training_qids
+    from benchmark.training import as_objective_targets, sample_groups
 
     _, coll, targets, objective = cell
     torch.manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    qids = training_qids(coll, cfg.max_queries)
-    pool = negative_pool(coll, qids, cfg.negatives_depth)
+    qids, pool = grid_data(cell, cfg)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pairs, losses = 0, []
@@ -117,22 +133,16 @@ def train_plain(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
 
 def expected_pairs(cell, cfg) -> int:
     """Pairs in one epoch of the grid's groups, counted without training."""
-    from benchmark.training import negative_pool, sample_groups, training_qids
-
-    _, coll, _, _ = cell
-    qids = training_qids(coll, cfg.max_queries)
-    groups = sample_groups(coll, qids, cfg, np.random.default_rng(SEED), negative_pool(coll, qids, cfg.negatives_depth))
-    return cfg.epochs * sum(len(ds) for ds in groups.docids)
+    return cfg.epochs * sum(len(ds) for ds in first_groups(cell, cfg).docids)
 
 
 def test_setup_is_comparable(cell, cfg):
     from benchmark.backbones import load_tokenizer
-    from benchmark.training import negative_pool, sample_groups, training_qids
 
     spec, coll, _, _ = cell
-    qids = training_qids(coll, cfg.max_queries)
+    qids, _ = grid_data(cell, cfg)
     assert len(qids) == cfg.max_queries, f"{DATASET} has fewer than {cfg.max_queries} training queries"
-    groups = sample_groups(coll, qids, cfg, np.random.default_rng(SEED), negative_pool(coll, qids, cfg.negatives_depth))
+    groups = first_groups(cell, cfg)
     assert all(len(ds) == cfg.group_size for ds in groups.docids), "full groups: the same B*K pairs every step"
     tokenizer = load_tokenizer(spec)
     queries = [coll.queries[q] for q, ds in zip(groups.qids, groups.docids) for _ in ds]
