@@ -50,15 +50,15 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
     from .inference import Reranker
     from .objectives import get_objective
     from .teachers import TeacherContext, compute_targets
-    from .training import negative_pool, resolve_device, train_model, training_qids
+    from .training import resolve_device, student_pairs, train_model
 
     import torch
 
     started = _now()
     train_data = load(cell, cell.train.dataset)
-    pool = negative_pool(train_data, training_qids(train_data, None), cell.train.negatives_depth)
     backbone_of = {cell.backbone.name: cell.backbone}.get
-    ctx = TeacherContext(train_data, pool, cell, lambda n: backbone_of(n) or BACKBONES.get(n))
+    ctx = TeacherContext(train_data, student_pairs(train_data, cell.train, cell.seed), cell,
+                         lambda n: backbone_of(n) or BACKBONES.get(n))
     targets = compute_targets(cell.teacher, ctx)
 
     def fit(cfg):

@@ -65,7 +65,7 @@ def summarize(times_ms: Sequence[float], pairs_per_query: Sequence[int]) -> dict
             "pairs_per_s": float(sum(pairs_per_query) / (t.sum() / 1000)) if t.sum() else None, "runs": int(t.size)}
 
 
-def flops_per_pair(config, seq_len: float | np.ndarray) -> float | np.ndarray:
+def flops_per_pair(config, seq_len: float | np.ndarray, first_token_last_layer: bool = False) -> float | np.ndarray:
     """Forward matmul FLOPs of one pair of ``seq_len`` tokens (a multiply-add counts 2):
 
         layers * (seq_len * 2 * (4 h^2 + m * h * i) + 4 * seq_len^2 * h)
@@ -73,10 +73,15 @@ def flops_per_pair(config, seq_len: float | np.ndarray) -> float | np.ndarray:
     h = hidden size, i = intermediate size; 4 h^2: Q, K, V and output projections; m * h * i: the feed-forward
     matrices (m = 2, or 3 for ModernBERT's gated MLP whose input projection is 2i wide); 4 seq_len^2 h: attention
     scores and the weighted sum of values. Embeddings, layer norms, softmax, the head and DeBERTa's relative-position
-    terms are left out: an estimate, not a count. ``seq_len`` may be an array (one estimate per pair)."""
+    terms are left out: an estimate, not a count. ``seq_len`` may be an array (one estimate per pair).
+    ``first_token_last_layer``: the last layer as ``fastpath`` runs it (keys and values of every token; query,
+    output projection, feed-forward and attention of the first token only)."""
     h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     m = 3 if config.model_type == "modernbert" else 2
-    return layers * (seq_len * 2 * (4 * h * h + m * h * i) + 4 * seq_len * seq_len * h)
+    full = seq_len * 2 * (4 * h * h + m * h * i) + 4 * seq_len * seq_len * h
+    if not first_token_last_layer:
+        return layers * full
+    return (layers - 1) * full + seq_len * 2 * 2 * h * h + 2 * (2 * h * h + m * h * i) + 4 * seq_len * h
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,12 +149,13 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
 
     # Useful work: real token counts (padding is lost work), at the large-batch speed.
     lengths = encode_pairs(reranker.tokenizer, all_q, all_d, reranker.max_length)["attention_mask"].sum(1).numpy()
-    work = float(flops_per_pair(reranker.model.config, lengths.astype(float)).sum())
+    work = float(flops_per_pair(reranker.model.config, lengths.astype(float),
+                                first_token_last_layer=reranker.path == "unpadded").sum())
     achieved, peak_flops = work / (large_ms / 1000), matmul_flops(device, reranker.dtype)
     out.update(throughput_pairs_per_s=len(all_q) / (large_ms / 1000), mean_tokens=float(lengths.mean()),
                flops_per_pair=work / len(all_q), achieved_gflops=achieved / 1e9, peak_gflops=peak_flops / 1e9,
                efficiency=achieved / peak_flops,
-               device=device.type, dtype=reranker.dtype, batch_size=reranker.batch_size,
+               device=device.type, dtype=reranker.dtype, forward=reranker.path, batch_size=reranker.batch_size,
                max_length=reranker.max_length, candidates=int(np.median(n_pairs)), queries=len(lists),
                threads=torch.get_num_threads(), hardware=hardware_info())
     return out

@@ -8,11 +8,12 @@ Kinds (``TEACHER_KINDS``, one function each):
 - ``llm-ranking`` — ranked lists of an LLM teacher (RankGPT / RankZephyr style), as a TREC run file (rank column) or
   JSONL (``{"qid": ..., "ranking": [docid, ...]}``, best first); targets are ranks (ADR-MSE uses them as they are,
   score-based objectives see -rank, BCE sees the top-ranked candidate as positive).
-- ``cross-encoder`` — one or several cross-encoders (backbone rows) score every training candidate; several form an
-  ensemble whose per-model z-normalised scores are averaged (Hofstätter et al. 2020 average their teachers' scores;
-  normalising first keeps one model's scale from dominating). A row with ``finetune_epochs > 0`` first fine-tunes
-  each model on the training labels — how the bi-encoder weights of all-MiniLM-L6-v2 become a cross-encoder teacher.
-  Fine-tuned weights (safetensors) and scores are cached on disk, keyed by model + data hash.
+- ``cross-encoder`` — one or several cross-encoders (backbone rows) score every (query, doc) the student will see in
+  its groups; several form an ensemble whose per-model z-normalised scores are averaged (Hofstätter et al. 2020
+  average their teachers' scores; normalising first keeps one model's scale from dominating). A row with
+  ``finetune_epochs > 0`` first fine-tunes each model on the training labels — how the bi-encoder weights of
+  all-MiniLM-L6-v2 become a cross-encoder teacher. Fine-tuned weights (safetensors) and scores are cached on disk,
+  keyed by model + data hash; the score cache grows as cells ask for pairs it lacks.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class TeacherContext:
     """What a teacher needs besides its row: the training data and the cell's training settings."""
 
     collection: Collection
-    pool: dict[str, list[str]]  # qid -> candidate docids the student may see (teacher must score them)
+    pool: dict[str, list[str]]  # qid -> docids the student will see (training.student_pairs): the teacher scores them
     cell: Any  # CellConfig (typed loosely to avoid an import cycle)
     backbone_of: Callable[[str], Any]  # backbone row lookup (grid-local rows included)
 
@@ -115,7 +116,7 @@ def _bi_encoder(spec: TeacherSpec, ctx: TeacherContext):
 
 
 def _ensemble(per_model: list[dict[str, dict[str, float]]]):
-    """One model: its scores. Several: the mean of per-model z-normalised scores."""
+    """One model: its scores. Several: the mean of per-model z-normalised scores (statistics over the pool)."""
     import numpy as np
 
     from .training import Targets
@@ -137,23 +138,24 @@ Scorer = Callable[[TeacherSpec, TeacherContext, Any, list[str], list[str]], Any]
 
 
 def _cached_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, scorer: Scorer) -> dict[str, dict[str, float]]:
-    """Scores of one teacher model on every (query, candidate) of the pool, cached on disk by model + data hash."""
+    """Scores of one teacher model on every (query, doc) of the pool. They are cached on disk per model + data hash
+    and only pairs the cache lacks are scored: the cells of a grid that share a seed share their groups, so the
+    first one scores and the rest read. (Two processes adding at once: the last write wins, the other's pairs are
+    scored again later; the file is never half-written.)"""
     from .results import atomic_write_text
 
     key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
-                  spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name), ctx.pool)
+                  spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name))
     path = cache_root() / "teacher-scores" / f"{backbone.name}-{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    pairs = [(q, d) for q, cands in ctx.pool.items()
-             for d in dict.fromkeys([*cands, *ctx.collection.qrels.get(q, {})])]
-    values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in pairs],
-                    [ctx.collection.docs[d] for _, d in pairs])
-    scores: dict[str, dict[str, float]] = {}
-    for (q, d), v in zip(pairs, values):
-        scores.setdefault(q, {})[d] = round(float(v), 6)
-    atomic_write_text(path, json.dumps(scores))
-    return scores
+    scores: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [(q, d) for q, docids in ctx.pool.items() for d in docids if d not in scores.get(q, {})]
+    if missing:
+        values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in missing],
+                        [ctx.collection.docs[d] for _, d in missing])
+        for (q, d), v in zip(missing, values):
+            scores.setdefault(q, {})[d] = round(float(v), 6)
+        atomic_write_text(path, json.dumps(scores))
+    return {q: {d: scores[q][d] for d in docids} for q, docids in ctx.pool.items()}
 
 
 def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from .collection import Collection
 from .config import TrainConfig
 from .errors import BenchError
+from .fastpath import first_logits
 from .inference import autocast_context, encode_pairs
 from .objectives import Objective, check_finite
 
@@ -77,8 +78,42 @@ def training_qids(collection: Collection, max_queries: int | None) -> list[str]:
 
 
 def negative_pool(collection: Collection, qids: Sequence[str], depth: int) -> dict[str, list[str]]:
-    """First-stage top-``depth`` candidates of each training query (the docs a teacher must score)."""
+    """First-stage top-``depth`` candidates of each training query (where hard negatives come from)."""
     return {q: collection.ranked(q, depth) for q in qids}
+
+
+def training_queries(collection: Collection, cfg: TrainConfig,
+                     file_pool: Mapping[str, list[str]] | None = None) -> tuple[list[str], Mapping[str, list[str]]]:
+    """The queries a run trains on and each one's candidates: a file teacher's judged candidates (only the queries
+    it covers), else the first-stage top-``negatives_depth``."""
+    qids = training_qids(collection, cfg.max_queries)
+    if file_pool is None:
+        return qids, negative_pool(collection, qids, cfg.negatives_depth)
+    qids = [q for q in qids if file_pool.get(q)]
+    if not qids:
+        raise BenchError(f"the teacher's file covers none of the training queries of {collection.name!r}")
+    return qids, file_pool
+
+
+def epoch_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
+                 pool: Mapping[str, list[str]], first_epoch: int = 0) -> Iterator[tuple[int, dict, Groups, np.ndarray]]:
+    """(epoch, ``rng`` state at its start, its groups, their batch order) for each epoch: the one place the order of
+    draws from the cell's generator is fixed, shared by training and by ``student_pairs``."""
+    for epoch in range(first_epoch, cfg.epochs):
+        state = rng.bit_generator.state
+        groups = sample_groups(collection, qids, cfg, rng, pool)
+        yield epoch, state, groups, rng.permutation(len(groups.qids))
+
+
+def student_pairs(collection: Collection, cfg: TrainConfig, seed: int) -> dict[str, list[str]]:
+    """Every (query, doc) that ``train_model`` with ``cfg`` and ``seed`` will put in a group, per query: what a
+    teacher must score for it (one epoch of the embedded default: ~1,600 of the top-30's 6,520 pairs)."""
+    qids, pool = training_queries(collection, cfg)
+    seen: dict[str, dict[str, None]] = {}
+    for *_, groups, _ in epoch_groups(collection, qids, cfg, np.random.default_rng(seed), pool):
+        for q, docids in zip(groups.qids, groups.docids):
+            seen.setdefault(q, {}).update(dict.fromkeys(docids))
+    return {q: list(docids) for q, docids in seen.items()}
 
 
 def sample_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
@@ -141,14 +176,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    qids = training_qids(collection, cfg.max_queries)
-    if targets.pool is not None:  # a file teacher judged only some queries and candidates: train on those
-        qids = [q for q in qids if targets.pool.get(q)]
-        if not qids:
-            raise BenchError(f"the teacher's file covers none of the training queries of {collection.name!r}")
-        pool = targets.pool
-    else:
-        pool = negative_pool(collection, qids, cfg.negatives_depth)
+    qids, pool = training_queries(collection, cfg, targets.pool)
     steps_per_epoch = math.ceil(len(qids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     model.to(device).train()
@@ -168,10 +196,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         first_epoch, skip, step, pairs, curve = (resumed[k] for k in ("epoch", "batch", "step", "pairs", "curve"))
     start = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None, dynamic_ncols=True)
-    for epoch in range(first_epoch, cfg.epochs):
-        epoch_rng = rng.bit_generator.state
-        groups = sample_groups(collection, qids, cfg, rng, pool)
-        order = rng.permutation(len(groups.qids))
+    for epoch, epoch_rng, groups, order in epoch_groups(collection, qids, cfg, rng, pool, first_epoch):
         for batch, b in enumerate(range(0, len(order), cfg.batch_size)):
             if epoch == first_epoch and batch < skip:
                 continue
@@ -218,17 +243,19 @@ SORTED_CHUNK = {"cpu": 32, "cuda": 128}
 
 
 def sorted_forward(model, enc: Mapping[str, torch.Tensor], device: torch.device, dtype: str) -> torch.Tensor:
-    """``logits[:, 0]`` of every pair in input order, computed in length-sorted chunks (dynamic padding)."""
+    """``logits[:, 0]`` of every pair in input order, computed in length-sorted chunks (dynamic padding), with the
+    unpadded forward of ``fastpath`` on CPU where the model has one."""
     lengths = enc["attention_mask"].sum(dim=1)
     order = torch.argsort(lengths, descending=True, stable=True)
     chunk = SORTED_CHUNK.get(device.type, 128)
+    logits, _ = first_logits(model, device)
     parts = []
     with autocast_context(device, dtype):
         for start in range(0, len(order), chunk):
             idx = order[start:start + chunk]
             width = int(lengths[idx[0]])
             batch = {n: t[idx, :width].to(device) for n, t in enc.items()}
-            parts.append(model(**batch).logits[:, 0].float())
+            parts.append(logits(**batch).float())
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order))
     return torch.cat(parts)[inverse.to(device)]

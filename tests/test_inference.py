@@ -7,6 +7,7 @@ import torch
 from benchmark import inference
 from benchmark.backbones import build_cross_encoder, get_backbone
 from benchmark.collection import Collection
+from benchmark.fastpath import first_logits
 from benchmark.inference import Reranker, autocast_context, encode_pairs
 
 QUERIES = ["what is the price of a car", "physician training", "river"]
@@ -141,3 +142,98 @@ def test_cuda_scores_match_cpu(tiny, dtype):
         model.to("cpu")
     tolerance = 1e-3 if dtype == "fp32" else 5e-2
     assert np.max(np.abs(gpu - cpu)) < tolerance and np.max(np.abs(again - cpu)) < tolerance
+
+
+@pytest.mark.parametrize("row", ["bert-tiny", "roberta-tiny", "electra-tiny", "electra-projected"])
+def test_the_unpadded_forward_matches_the_hugging_face_forward(row):
+    """fastpath runs linear layers on real tokens only and the last layer for the first token only: the scores must
+    be those of the model's own padded forward (distinct per pair, so a permutation could not pass)."""
+    if row == "electra-projected":  # embedding_size != hidden_size: ELECTRA's embeddings_project layer
+        spec = get_backbone("electra-tiny")
+        spec = type(spec)(**{**spec.to_dict(), "name": row, "config": {**spec.config, "embedding_size": 64}})
+    else:
+        spec = get_backbone(row)
+    model, tok = build_cross_encoder(spec, seed=0)
+    queries = [QUERIES[i % 3] for i in range(len(DOCS))]
+    fast = Reranker(model, tok, max_length=64, batch_size=4, use_token_type_ids=spec.token_type_ids)
+    plain = Reranker(model, tok, max_length=64, batch_size=4, use_token_type_ids=spec.token_type_ids, unpad=False)
+    assert (fast.path, plain.path) == ("unpadded", "hf")
+    ours, theirs = fast.score(queries, DOCS), plain.score(queries, DOCS)
+    assert np.max(np.abs(ours - theirs)) <= 1e-5
+    assert len(set(np.round(theirs, 4))) == len(DOCS)
+
+
+@pytest.mark.parametrize("row", ["deberta-v3-tiny", "modernbert-tiny"])
+def test_other_layouts_keep_their_own_forward(row):
+    model, tok = build_cross_encoder(get_backbone(row), seed=0)
+    assert Reranker(model, tok, max_length=64).path == "hf"
+
+
+def test_the_unpadded_forward_needs_right_padding(tiny):
+    from benchmark.fastpath import unpadded_forward
+
+    model, tok = tiny
+    enc = encode_pairs(tok, QUERIES[:2], DOCS[:2], 64)
+    left = {k: v.flip(1) for k, v in enc.items()}  # padding first: position 0 is no longer [CLS]
+    with pytest.raises(ValueError, match="right-padded"):
+        unpadded_forward(model)(**left)
+
+
+def test_the_unpadded_forward_trains_like_the_hugging_face_forward(tiny):
+    """Same gradients for every parameter (dropout off, to compare), and dropout at work in train mode."""
+    from benchmark.fastpath import unpadded_forward
+
+    model, tok = tiny
+    enc = encode_pairs(tok, [QUERIES[i % 3] for i in range(len(DOCS))], DOCS, 64)
+    grads = []
+    for forward in (unpadded_forward(model), lambda **batch: model(**batch).logits[:, 0]):
+        model.zero_grad()
+        forward(**enc).square().sum().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    model.zero_grad()
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) == len(list(model.parameters()))
+    for name, grad in grads[0].items():
+        assert torch.allclose(grad, grads[1][name], atol=1e-6, rtol=1e-4), name
+    try:
+        model.train()
+        with torch.no_grad():
+            first, second = (unpadded_forward(model)(**enc) for _ in range(2))
+    finally:
+        model.eval()
+    assert not torch.allclose(first, second)  # fresh dropout masks each call
+
+
+def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_path, monkeypatch):
+    """Without dropout (the only random part), a few steps of train_model take the same losses and end in the same
+    model on either forward. BCE, not a shift-invariant loss such as InfoNCE: there the head's bias gets a ~0
+    gradient that Adam's normalisation turns into steps of float noise (a 0.007 shift of every score)."""
+    import dataclasses
+
+    from benchmark import training
+    from benchmark.config import load_experiment
+    from benchmark.grid import load
+    from benchmark.objectives import get_objective
+    from tests_support import TINY_GRID
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_GRID)
+    cell = next(c for c in load_experiment(path).cells if c.backbone.name == "bert-tiny")
+    spec = cell.backbone
+    spec = dataclasses.replace(spec, config={**spec.config, "hidden_dropout_prob": 0.0})
+    coll = load(cell, cell.train.dataset)
+    queries = [QUERIES[i % 3] for i in range(len(DOCS))]
+    curves, scores = [], []
+    for unpad in (True, False):
+        monkeypatch.setattr(training, "first_logits",
+                            lambda model, device, _unpad=unpad: first_logits(model, device, _unpad))
+        model, tok = build_cross_encoder(spec, seed=0)
+        before = Reranker(model, tok, max_length=64, unpad=False).score(queries, DOCS)
+        stats = training.train_model(model, tok, coll, training.Targets(coll.qrels, "labels"),
+                                     get_objective("bce"), dataclasses.replace(cell.train, lr=5e-3), seed=0,
+                                     use_token_type_ids=True, log_every=1)
+        curves.append(np.array(stats["loss_curve"]))
+        scores.append(Reranker(model, tok, max_length=64, unpad=False).score(queries, DOCS))
+    assert len(curves[0]) == 3 and np.array_equal(curves[0][:, 0], curves[1][:, 0])
+    assert np.max(np.abs(curves[0][:, 1] - curves[1][:, 1])) <= 1e-4
+    assert np.max(np.abs(scores[0] - scores[1])) <= 1e-4
+    assert np.max(np.abs(scores[0] - before)) > 0.01  # training did move the model

@@ -61,7 +61,8 @@ def test_measure_latency_on_a_fake_timer(reranker):
     assert rec["candidates"] == 2 and rec["queries"] == 2  # int(median of 3 and 2 candidates)
     config = reranker.model.config
     lengths = [len(ids) for q, docs in LISTS for ids in reranker.tokenizer([q] * len(docs), docs)["input_ids"]]
-    work = sum(flops_per_pair(config, n) for n in lengths)
+    assert rec["forward"] == "unpadded"  # the last layer runs for the first token only: fewer FLOPs
+    work = sum(flops_per_pair(config, n, first_token_last_layer=True) for n in lengths)
     assert rec["flops_per_pair"] == pytest.approx(work / 5)
     assert rec["achieved_gflops"] == pytest.approx(work / 0.025 / 1e9)
     assert rec["efficiency"] == pytest.approx(rec["achieved_gflops"] / rec["peak_gflops"])
@@ -71,7 +72,7 @@ def test_cpu_latency_record_has_every_key(reranker):
     rec = measure_latency(reranker, LISTS[:1], warmup=1, repeats=2)
     assert {"p50_ms", "p95_ms", "p99_ms", "mean_ms", "pairs_per_s", "runs", "throughput_pairs_per_s",
             "flops_per_pair", "achieved_gflops", "peak_gflops", "efficiency", "mean_tokens", "device", "dtype",
-            "batch_size", "max_length", "candidates", "queries", "threads", "hardware", "peak_rss_mb",
+            "forward", "batch_size", "max_length", "candidates", "queries", "threads", "hardware", "peak_rss_mb",
             "peak_rss_growth_mb", "memory_source"} <= set(rec)
     assert rec["device"] == "cpu" and rec["dtype"] == "fp32" and rec["batch_size"] == 2 and rec["max_length"] == 64
     assert rec["runs"] == 2 and rec["candidates"] == 3 and rec["threads"] == torch.get_num_threads()
@@ -95,6 +96,9 @@ def test_flops_per_pair_by_hand():
     modernbert = SimpleNamespace(**{**vars(bert), "model_type": "modernbert"})
     assert flops_per_pair(modernbert, 10) == 2 * (10 * 2 * (64 + 96) + 1600)
     assert flops_per_pair(bert, np.array([10.0, 1.0])).tolist() == [8320, 2 * (1 * 2 * 128 + 16)]
+    # The last layer for the first token only: K and V for 10 tokens (10 * 2 * 2*16), Q, output and feed-forward
+    # for one (2 * (2*16 + 2*4*8)), one query row of attention (4 * 10 * 4): 640 + 192 + 160, after one full layer.
+    assert flops_per_pair(bert, 10, first_token_last_layer=True) == 4160 + 992
 
 
 def test_matmul_flops_is_measured_once_per_process():

@@ -89,3 +89,68 @@ def test_shipped_llm_ranking_example_covers_the_embedded_training_queries():
     targets = compute_targets(get_teacher("llm-example"), ctx)
     assert targets.kind == "ranks" and set(targets.pool) == set(train.queries)
     assert all(len(r) == 20 for r in targets.pool.values())
+
+
+def _tiny_cell(tmp_path):
+    from benchmark.config import load_experiment
+    from tests_support import TINY_GRID
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_GRID)
+    return next(c for c in load_experiment(path).cells if c.backbone.name == "bert-tiny")
+
+
+def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
+    """A teacher scores only ``student_pairs``: they must be exactly what train_model asks targets for."""
+    import dataclasses
+
+    from benchmark.backbones import build_cross_encoder
+    from benchmark.grid import load
+    from benchmark.training import negative_pool, student_pairs, train_model, training_qids
+
+    cell = _tiny_cell(tmp_path)
+    cfg = dataclasses.replace(cell.train, epochs=2)
+    coll = load(cell, cfg.dataset)
+    seen: dict[str, set[str]] = {}
+
+    class Recording(Targets):
+        def values(self, qid, docids):
+            seen.setdefault(qid, set()).update(docids)
+            return super().values(qid, docids)
+
+    model, tok = build_cross_encoder(cell.backbone, seed=0)
+    train_model(model, tok, coll, Recording(coll.qrels, "labels"), get_objective("bce"), cfg, seed=3,
+                use_token_type_ids=True)
+    planned = student_pairs(coll, cfg, seed=3)
+    assert {q: set(d) for q, d in planned.items()} == seen
+    top = negative_pool(coll, training_qids(coll, None), cfg.negatives_depth)
+    assert sum(map(len, planned.values())) < sum(map(len, top.values()))  # fewer than the whole top-depth pool
+    assert student_pairs(coll, cfg, seed=4) != planned  # the seed draws the groups
+
+
+def test_teacher_scores_only_the_pairs_its_cache_lacks(tmp_path, monkeypatch):
+    from benchmark.backbones import get_backbone
+    from benchmark.grid import load
+    from benchmark.teachers import _cached_scores
+
+    monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
+    cell = _tiny_cell(tmp_path)
+    coll = load(cell, cell.train.dataset)
+    asked: list[list[tuple[str, str]]] = []
+
+    def lengths(spec, ctx, backbone, queries, docs):  # a stand-in model: the score is the pair's text length
+        asked.append(list(zip(queries, docs)))
+        return [len(q) + len(d) for q, d in zip(queries, docs)]
+
+    spec, backbone = get_teacher("minilm-l3-ce"), get_backbone("minilm-l3")
+    q1, q2 = sorted(coll.queries)[:2]
+    first = {q1: coll.ranked(q1, 3)}
+    second = {q1: coll.ranked(q1, 4), q2: coll.ranked(q2, 2)}
+    got = _cached_scores(spec, TeacherContext(coll, first, cell, lambda n: backbone), backbone, lengths)
+    assert got == {q1: {d: len(coll.queries[q1]) + len(coll.docs[d]) for d in first[q1]}}
+    got = _cached_scores(spec, TeacherContext(coll, second, cell, lambda n: backbone), backbone, lengths)
+    assert {q: list(row) for q, row in got.items()} == second  # exactly the pool asked for, in its order
+    assert [len(a) for a in asked] == [3, 1 + 2]  # the second call scored only the 3 pairs the cache lacked
+    assert asked[1][0] == (coll.queries[q1], coll.docs[second[q1][3]])
+    _cached_scores(spec, TeacherContext(coll, first, cell, lambda n: backbone), backbone, lengths)
+    assert len(asked) == 2  # everything cached: no scoring at all

@@ -1,8 +1,10 @@
-"""Collects the best time of each timed tool and prints a pairs/s table at the end of a ``--benchmark-enable`` run."""
+"""Collects the best time of each timed tool and the paired speed-ups, and prints both at the end of a
+``--benchmark-enable`` run."""
 
 import pytest
 
 _SPEEDS = pytest.StashKey[dict]()
+_PAIRED = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +19,19 @@ def speed_table(request) -> dict[str, tuple[float, int, str]]:
     return request.config.stash.setdefault(_SPEEDS, {})
 
 
+@pytest.fixture
+def paired_table(request) -> dict[str, tuple[float, float, float, int]]:
+    """tool -> (median, min, max of the per-round speed-up over the reference tool, rounds); printed at the end."""
+    return request.config.stash.setdefault(_PAIRED, {})
+
+
 def pytest_terminal_summary(terminalreporter, config) -> None:
+    paired = config.stash.get(_PAIRED, {})
+    if paired:
+        terminalreporter.section("speed-up over CrossEncoder, interleaved rounds (time ratio per round)")
+        terminalreporter.write_line(f"{'tool':<24}{'median':>9}{'min':>8}{'max':>8}{'rounds':>8}")
+        for tool, (median, low, high, rounds) in paired.items():
+            terminalreporter.write_line(f"{tool:<24}{median:>8.2f}x{low:>7.2f}x{high:>7.2f}x{rounds:>8}")
     rows = config.stash.get(_SPEEDS, {})
     if not rows:
         return
@@ -26,6 +40,6 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     terminalreporter.section("pairs/s (best round)")
     for setting in sorted({s for *_, s in rows.values()}):
         write(setting)
-    write(f"{'tool':<14}{'best s':>9}{'pairs/s':>10}{'vs slowest':>12}")
+    write(f"{'tool':<24}{'best s':>9}{'pairs/s':>10}{'vs slowest':>12}")
     for tool, (seconds, pairs, _) in rows.items():
-        write(f"{tool:<14}{seconds:>9.3f}{pairs / seconds:>10.1f}{slowest / (seconds / pairs):>11.2f}x")
+        write(f"{tool:<24}{seconds:>9.3f}{pairs / seconds:>10.1f}{slowest / (seconds / pairs):>11.2f}x")

@@ -1,16 +1,18 @@
 """Speed of ``benchmark.inference.Reranker`` against sentence-transformers ``CrossEncoder.predict``.
 
-Both rerank the same lists (first-stage top-100 of embedded-test queries, passages of 29-87 tokens) one query at a
+Each reranks the same lists (first-stage top-100 of embedded-test queries, passages of 29-87 tokens) one query at a
 time, with the same weights (all-MiniLM-L6-v2 + a head seeded by ``torch.manual_seed(0)``, saved once to a temporary
 directory), max_length 128, batch size 32, fp32, raw logits (CrossEncoder's default Sigmoid replaced by Identity).
 
-    pytest tests/benchmarks --benchmark-enable   # 3 lists, 5 timed rounds each; pairs/s table in the summary
+    pytest tests/benchmarks --benchmark-enable   # 3 lists: 5 timed rounds each, then 9 interleaved rounds
     pytest tests/benchmarks                      # (addopts: --benchmark-disable) 1 list, each tool called once
 
 Times are printed, never asserted: CPU timings on a shared machine are noise-prone.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ BATCH_SIZE = 32
 DEPTH = 100
 TOLERANCE = 1e-4
 PEDANTIC = dict(rounds=5, iterations=1, warmup_rounds=1)
+PAIRED_ROUNDS = 9
 SETTING = f"max_length={MAX_LENGTH}, batch={BATCH_SIZE}, fp32, cpu, torch threads={torch.get_num_threads()}"
 
 
@@ -53,14 +56,25 @@ def lists(rdb_cache, timing) -> list[tuple[str, list[str]]]:
     return [(coll.queries[q], [coll.docs[d] for d in coll.ranked(q, DEPTH)]) for q in qids]
 
 
-@pytest.fixture(scope="module")
-def ours(model_dir):
+def _reranker(model_dir, unpad: bool):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from benchmark.inference import Reranker
 
     model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    return Reranker(model, AutoTokenizer.from_pretrained(model_dir), max_length=MAX_LENGTH, batch_size=BATCH_SIZE)
+    return Reranker(model, AutoTokenizer.from_pretrained(model_dir), max_length=MAX_LENGTH, batch_size=BATCH_SIZE,
+                    unpad=unpad)
+
+
+@pytest.fixture(scope="module")
+def ours(model_dir):
+    return _reranker(model_dir, unpad=True)
+
+
+@pytest.fixture(scope="module")
+def ours_padded(model_dir):
+    """Reranker with the model's own (padded) forward: shows what the unpadded forward adds."""
+    return _reranker(model_dir, unpad=False)
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +117,37 @@ def _run(benchmark, speed_table, tool, fn, lists, reference):
 
 @pytest.mark.benchmark(group="rerank-100")
 def test_speed_ours(benchmark, speed_table, ours, lists, reference):
+    assert ours.path == "unpadded"
     _run(benchmark, speed_table, "Reranker", lambda ls: rerank_ours(ours, ls), lists, reference)
+
+
+@pytest.mark.benchmark(group="rerank-100")
+def test_speed_ours_padded(benchmark, speed_table, ours_padded, lists, reference):
+    assert ours_padded.path == "hf"
+    _run(benchmark, speed_table, "Reranker (HF forward)", lambda ls: rerank_ours(ours_padded, ls), lists, reference)
 
 
 @pytest.mark.benchmark(group="rerank-100")
 def test_speed_crossencoder(benchmark, speed_table, theirs, lists, reference):
     _run(benchmark, speed_table, "CrossEncoder", lambda ls: rerank_theirs(theirs, ls), lists, reference)
+
+
+def test_paired_rounds(timing, paired_table, ours, ours_padded, theirs, lists, reference):
+    """All tools back to back in each round, in rotating order; the speed-up is the median over rounds of
+    CrossEncoder's time / the tool's time in the same round. This VM's speed drifts by up to 25% within minutes, so
+    best rounds taken a minute apart (the table above) can flatter or wrong either tool; paired rounds cancel the drift.
+    Untimed runs do one round: the scores are checked, nothing is printed."""
+    tools = {"Reranker": lambda: rerank_ours(ours, lists),
+             "Reranker (HF forward)": lambda: rerank_ours(ours_padded, lists),
+             "CrossEncoder": lambda: rerank_theirs(theirs, lists)}
+    names, seconds = list(tools), {name: [] for name in tools}
+    for r in range(PAIRED_ROUNDS if timing else 1):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            scores = tools[name]()
+            seconds[name].append(time.perf_counter() - start)
+            assert np.max(np.abs(scores - reference)) <= TOLERANCE, name
+    if timing:
+        for name in names[:-1]:
+            ratio = np.array(seconds["CrossEncoder"]) / np.array(seconds[name])
+            paired_table[name] = (float(np.median(ratio)), float(ratio.min()), float(ratio.max()), len(ratio))
