@@ -8,7 +8,8 @@ cpu. The plain loop draws exactly the grid's groups and batch order (``training_
 ``sample_groups`` and a permutation from ``numpy.random.default_rng(0)``), then per step calls the transformers
 tokenizer directly, runs one forward of all B*K pairs padded to the longest, applies the same objective to the [B, K]
 scores, backward, AdamW step. The grid's loop tokenizes with the Rust backend directly and runs the pairs in
-length-sorted chunks (``sorted_forward``); it also clips gradients and steps a linear warmup schedule (both cheap).
+length-sorted chunks (``sorted_forward``) on the unpadded forward of ``benchmark.fastpath``; it also clips gradients
+and steps a linear warmup schedule (both cheap).
 
     pytest tests/benchmarks/test_training_speed.py --benchmark-enable -s  # 48 queries, 3 timed rounds each
     pytest tests/benchmarks/test_training_speed.py                        # (addopts: --benchmark-disable) 32 queries,
