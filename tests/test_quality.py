@@ -4,9 +4,9 @@ cells do.
 
 Slow on a CPU (about 4 minutes): the fine-tuned teacher is cached in RDB_CACHE, which the default grid then reuses.
 Measured on this project's 2-core CPU: 0.602 vs BM25 0.453 (this seeded random order 0.038; 0.061 ± 0.017 over
-20 shuffles). Training seed 1 gives 0.617; on the Hugging Face forward instead of the unpadded one (same output
-distribution, other dropout draws) seeds 0 / 1 gave 0.638 / 0.645. With hard negatives from the top-20 instead of
-the top-30 the same fine-tuning reached only 0.464."""
+20 shuffles). Training seeds 1 / 2 give 0.617 / 0.628; on the Hugging Face forward instead of the unpadded one (same
+output distribution, other dropout draws) seeds 0 / 1 / 2 gave 0.638 / 0.645 / 0.621. With hard negatives from the
+top-20 instead of the top-30 the same fine-tuning reached only 0.464."""
 
 from pathlib import Path
 
