@@ -22,7 +22,7 @@ from .collection import Collection
 from .config import TrainConfig
 from .errors import BenchError
 from .fastpath import first_logits
-from .inference import autocast_context, encode_pairs
+from .inference import autocast_context, encode_pairs, length_batches
 from .objectives import Objective, check_finite
 
 TargetTable = Mapping[str, Mapping[str, float]]  # qid -> docid -> target value (unlisted docs: 0)
@@ -245,16 +245,13 @@ SORTED_CHUNK = {"cpu": 32, "cuda": 128}
 def sorted_forward(model, enc: Mapping[str, torch.Tensor], device: torch.device, dtype: str) -> torch.Tensor:
     """``logits[:, 0]`` of every pair in input order, computed in length-sorted chunks (dynamic padding), with the
     unpadded forward of ``fastpath`` on CPU where the model has one."""
-    lengths = enc["attention_mask"].sum(dim=1)
-    order = torch.argsort(lengths, descending=True, stable=True)
-    chunk = SORTED_CHUNK.get(device.type, 128)
+    order, batches = length_batches(enc["attention_mask"].sum(dim=1).numpy(), SORTED_CHUNK.get(device.type, 128))
+    order = torch.from_numpy(order)
     logits, _ = first_logits(model, device)
     parts = []
     with autocast_context(device, dtype):
-        for start in range(0, len(order), chunk):
-            idx = order[start:start + chunk]
-            width = int(lengths[idx[0]])
-            batch = {n: t[idx, :width].to(device) for n, t in enc.items()}
+        for rows, width in batches:
+            batch = {n: t[order[rows], :width].to(device) for n, t in enc.items()}
             parts.append(logits(**batch).float())
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order))

@@ -41,6 +41,16 @@ def test_sorted_dynamic_batches_match_a_naive_loop_in_input_order(tiny):
     assert len(set(np.round(naive, 4))) == len(DOCS)  # distinct scores, so a permutation could not pass
 
 
+@pytest.mark.parametrize("n, batch_size, sizes", [(100, 32, [25] * 4), (64, 32, [32, 32]), (33, 32, [17, 16]),
+                                                   (5, 32, [5]), (0, 32, [])])
+def test_length_batches_are_sorted_balanced_and_as_wide_as_their_longest_pair(n, batch_size, sizes):
+    lengths = np.random.default_rng(n).integers(5, 90, size=n)
+    order, batches = inference.length_batches(lengths, batch_size)
+    assert sorted(order) == list(range(n)) and list(lengths[order]) == sorted(lengths, reverse=True)
+    assert [len(order[rows]) for rows, _ in batches] == sizes
+    assert [width for _, width in batches] == [max(lengths[order[rows]]) for rows, _ in batches]
+
+
 def test_chunks_give_the_same_scores(tiny, monkeypatch):
     model, tok = tiny
     queries = [QUERIES[i % 3] for i in range(len(DOCS))]

@@ -20,8 +20,9 @@ def speed_table(request) -> dict[str, tuple[float, int, str]]:
 
 
 @pytest.fixture
-def paired_table(request) -> dict[str, tuple[float, float, float, int]]:
-    """tool -> (median, min, max of the per-round speed-up over the reference tool, rounds); printed at the end."""
+def paired_table(request) -> dict[str, tuple[float, float, float, float, int]]:
+    """tool -> (median, first and third quartile of the per-round speed-up over the reference tool, its total time /
+    the tool's total time, rounds); printed at the end."""
     return request.config.stash.setdefault(_PAIRED, {})
 
 
@@ -29,9 +30,9 @@ def pytest_terminal_summary(terminalreporter, config) -> None:
     paired = config.stash.get(_PAIRED, {})
     if paired:
         terminalreporter.section("speed-up over CrossEncoder, interleaved rounds (time ratio per round)")
-        terminalreporter.write_line(f"{'tool':<24}{'median':>9}{'min':>8}{'max':>8}{'rounds':>8}")
-        for tool, (median, low, high, rounds) in paired.items():
-            terminalreporter.write_line(f"{tool:<24}{median:>8.2f}x{low:>7.2f}x{high:>7.2f}x{rounds:>8}")
+        terminalreporter.write_line(f"{'tool':<24}{'median':>9}{'q1':>8}{'q3':>8}{'total':>8}{'rounds':>8}")
+        for tool, (median, q1, q3, total, rounds) in paired.items():
+            terminalreporter.write_line(f"{tool:<24}{median:>8.2f}x{q1:>7.2f}x{q3:>7.2f}x{total:>7.2f}x{rounds:>8}")
     rows = config.stash.get(_SPEEDS, {})
     if not rows:
         return
