@@ -98,11 +98,13 @@ class CellConfig:
     backbone: BackboneSpec
     objective: str
     teacher: TeacherSpec
+    teacher_models: dict[str, BackboneSpec]  # the backbone rows the teacher's models name, resolved
     seed: int
     train: TrainConfig
     eval: EvalConfig
     datasets: dict[str, DatasetSpec]  # every dataset row the cell reads (train + eval), resolved
     axes: dict[str, Any] = field(default_factory=dict)  # the grid coordinates of this cell
+    report: dict[str, Any] = field(default_factory=dict)  # the grid's [report] settings, so records re-render alike
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -110,7 +112,7 @@ class CellConfig:
     @property
     def config_hash(self) -> str:
         payload = self.to_dict()
-        for volatile in ("experiment", "axes"):  # identical work under another name is the same cell
+        for volatile in ("experiment", "axes", "report"):  # identical work under another name is the same cell
             payload.pop(volatile)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -184,6 +186,9 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_' and '-'")
     rows = _Rows(doc)
     axes = _axes(doc.get("grid", {}))
+    report = doc.get("report", {})
+    if not isinstance(report, dict):
+        raise BenchError("[report] must be a table")
     train_base = doc.get("train", {})
     eval_cfg = typed.build(EvalConfig, doc.get("eval", {}), "eval")
     if not isinstance(train_base, dict):
@@ -198,28 +203,32 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         objective = point.get("objective", "infonce")
         OBJECTIVES.get(objective)  # validate the name now, not mid-grid
         names = [train.dataset, *eval_cfg.datasets]
+        teacher = rows.get("teachers", point.get("teacher", "labels"))
         cells.append(CellConfig(
             experiment=name,
             backbone=rows.get("backbones", point.get("backbone", "bert-tiny")),
             objective=objective,
-            teacher=rows.get("teachers", point.get("teacher", "labels")),
+            teacher=teacher,
+            teacher_models={m: _teacher_model(rows, teacher, m) for m in teacher.models},
             seed=point.get("seed", 0),
             train=train,
             eval=eval_cfg,
             datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
             axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
+            report=report,
         ))
-    for cell in cells:
-        for model in cell.teacher.models:
-            rows.get("backbones", model)
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):
         raise BenchError("the grid lists the same cell twice (duplicate values in an axis?)")
-    report = doc.get("report", {})
-    if not isinstance(report, dict):
-        raise BenchError("[report] must be a table")
     return Experiment(name=name, description=str(meta.get("description", "")), axes=axes, cells=cells,
                       report=report, source=source)
+
+
+def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpec:
+    try:
+        return rows.get("backbones", model)
+    except BenchError as err:
+        raise BenchError(f"teacher {teacher.name!r}: {err}") from None
 
 
 def _axes(grid: Any) -> dict[str, list[Any]]:

@@ -43,7 +43,7 @@ def load(cell: CellConfig, name: str) -> Collection:
 
 def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, Any]:
     """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
-    from .backbones import BACKBONES, build_cross_encoder
+    from .backbones import build_cross_encoder
     from .datasets import fold_passages
     from .evaluation import FIRST_STAGE_MEASURES, MEASURES, evaluate
     from .hardware import git_sha, hardware_info, library_versions
@@ -56,9 +56,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
 
     started = _now()
     train_data = load(cell, cell.train.dataset)
-    backbone_of = {cell.backbone.name: cell.backbone}.get
     ctx = TeacherContext(train_data, student_pairs(train_data, cell.train, cell.seed), cell,
-                         lambda n: backbone_of(n) or BACKBONES.get(n))
+                         cell.teacher_models.__getitem__)
     targets = compute_targets(cell.teacher, ctx)
 
     def fit(cfg):

@@ -67,3 +67,43 @@ config = { hidden_size = 64, num_hidden_layers = 1, num_attention_heads = 1, int
 def test_missing_grid_file():
     with pytest.raises(BenchError, match="cannot read grid file"):
         load_experiment("/nonexistent/grid.toml")
+
+
+TEACHER_GRID = """
+[experiment]
+name = "teacher-rows"
+[grid]
+teacher = ["my-ce"]
+[teachers.my-ce]
+kind = "cross-encoder"
+models = ["my-teacher"]
+[backbones.my-teacher]
+family = "bert"
+config = { hidden_size = 64, num_hidden_layers = LAYERS, num_attention_heads = 1, intermediate_size = 64 }
+"""
+
+
+def test_teacher_model_rows_are_in_the_cell_and_its_hash(tmp_path):
+    one = load_experiment(_grid(tmp_path, TEACHER_GRID.replace("LAYERS", "1"))).cells[0]
+    two = load_experiment(_grid(tmp_path, TEACHER_GRID.replace("LAYERS", "2"))).cells[0]
+    assert one.teacher_models["my-teacher"].config["num_hidden_layers"] == 1  # the grid-local row, resolved
+    assert one.to_dict()["teacher_models"]["my-teacher"]["config"]["num_hidden_layers"] == 1
+    assert one.backbone == two.backbone and one.teacher == two.teacher  # only the teacher's model row changed
+    assert one.config_hash != two.config_hash
+
+
+def test_teacher_model_defined_nowhere_fails_at_load_time():
+    doc = {"experiment": {"name": "x"}, "grid": {"teacher": ["ghost-ce"]},
+           "teachers": {"ghost-ce": {"kind": "cross-encoder", "models": ["no-such-backbone"]}}}
+    with pytest.raises(BenchError, match=r"^teacher 'ghost-ce': unknown backbone 'no-such-backbone' \(known: ") as err:
+        parse_experiment(doc)
+    assert "\n" not in str(err.value)
+
+
+def test_report_settings_reach_every_cell_but_not_the_hash():
+    doc = {"experiment": {"name": "r"}, "grid": {"objective": ["bce", "infonce"]}}
+    plain = parse_experiment(doc)
+    reported = parse_experiment({**doc, "report": {"baseline": {"objective": "infonce", "teacher": "labels"}}})
+    assert all(c.to_dict()["report"] == {"baseline": {"objective": "infonce", "teacher": "labels"}}
+               for c in reported.cells)
+    assert [c.config_hash for c in plain.cells] == [c.config_hash for c in reported.cells]
