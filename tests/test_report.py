@@ -37,11 +37,11 @@ def _record(backbone, objective, teacher, seed, per_query, p50, *, experiment="f
     }
 
 
-REFERENCES = """backbone,objective,teacher,dataset,metric,value,citation,source_url,note
-bert-tiny,bce,labels,embedded-test,nDCG@10,0.5,"Doe et al. (2024), Table 2",https://example.org/doe,"fixture, not real"
-bert-tiny,bce,labels,embedded-test,RR@10,0.9,Doe et al. (2024),https://example.org/doe,
-bert-tiny,bce,labels,embedded-test,nDCG@10,0.9,Poe (2022),https://example.org/poe,a further match: counted only
-electra-tiny,infonce,labels,embedded-test,nDCG@10,0.7,Roe (2023),https://example.org/roe,no such cell
+REFERENCES = """backbone,objective,teacher,dataset,metric,value,first_stage,depth,train_data,recipe,citation,source_url,note
+bert-tiny,bce,labels,embedded-test,nDCG@10,0.5,file,100,embedded-train,,"Doe et al. (2024), Table 2",https://example.org/doe,"fixture, not real"
+bert-tiny,bce,labels,embedded-test,RR@10,0.9,file,100,embedded-train,,Doe et al. (2024),https://example.org/doe,
+bert-tiny,bce,labels,embedded-test,nDCG@10,0.9,file,100,embedded-train,,Poe (2022),https://example.org/poe,a further match: counted only
+electra-tiny,infonce,labels,embedded-test,nDCG@10,0.7,file,100,embedded-train,,Roe (2023),https://example.org/roe,no such cell
 """
 
 
@@ -250,3 +250,120 @@ def test_recipe_grids_show_only_the_pairs_they_ran():
     table = quality_table(frame)["embedded-test"]
     assert sorted(table["mean"].columns) == [("bce", "labels"), ("margin-mse", "ce")]
     assert table["mean"].loc["minilm-l6", ("margin-mse", "ce")] == pytest.approx(0.6)
+
+
+def _stated(first_stage_name, depth, datasets, lr=1e-5, report=None):
+    """A record's config stating its protocol on ``datasets`` (first-stage label, rerank depth, training recipe)."""
+    rows = {d: {"first_stage": "bm25", "first_stage_name": first_stage_name, "top_k": depth} for d in datasets}
+    return {"train": {"dataset": "msmarco-train", "lr": lr, "max_queries": None}, "eval": {"top_k": depth},
+            "datasets": rows, **({"report": report} if report else {})}
+
+
+PROTOCOL_REFERENCES = """backbone,objective,teacher,dataset,metric,value,first_stage,depth,train_data,recipe,citation,source_url,note
+bert-base,bce,labels,trec-dl-2019,nDCG@10,0.70,splade-v3-distilbert,1000,msmarco-train,lr=1e-5,Splade paper,,
+bert-base,bce,labels,trec-dl-2019,nDCG@10,0.60,bm25,100,msmarco-train,lr=1e-5,BM25 paper,,
+roberta-base,bce,labels,trec-dl-2019,nDCG@10,0.65,splade-v3-distilbert,1000,msmarco-train,lr=1e-5,Splade paper,,
+bert-base,bce,labels,BEIR mean,nDCG@10,0.40,bm25,100,msmarco-train,,Beir paper,,
+bert-base,bce,labels,LoTTE-search mean,nDCG@10,0.45,bm25,100,msmarco-train,,Lotte paper,,
+"""
+LOTTE = [f"lotte-{d}-search" for d in ("writing", "recreation", "science", "technology", "lifestyle")]
+
+
+@pytest.fixture(scope="module")
+def protocol_site(tmp_path_factory):
+    """bert-base reranks a BM25 top-100 (a published BM25 row matches, the SPLADE one does not); roberta-base reranks a
+    SPLADE top-100 instead of a top-1000 at another lr; bert-base has 2 BEIR sets and all 5 LoTTE-search sets."""
+    root = tmp_path_factory.mktemp("protocol")
+    sets = ("trec-dl-2019", "beir-scifact", "beir-nfcorpus", *LOTTE)
+    write_record(root / "results", _record("bert-base", "bce", "labels", 0, {f"q{i}": 0.5 + 0.01 * i for i in range(5)},
+                                           30.0, experiment="proto", datasets=sets,
+                                           config=_stated("bm25", 100, sets)))
+    write_record(root / "results", _record("roberta-base", "bce", "labels", 0, {f"q{i}": 0.6 for i in range(5)}, 30.0,
+                                           experiment="proto", datasets=("trec-dl-2019", *LOTTE[:4]),
+                                           config=_stated("splade-v3-distilbert", 100, ("trec-dl-2019", *LOTTE),
+                                                          lr=2e-5)))
+    (root / "references.csv").write_text(PROTOCOL_REFERENCES)
+    render_report(root / "results", root / "reports", references=root / "references.csv")
+    return root
+
+
+def test_ours_vs_paper_shows_a_delta_only_where_the_protocol_matches(protocol_site):
+    csv = pd.read_csv(protocol_site / "reports" / "proto-main-ndcg10.csv", index_col=[0, 1, 2])
+    bert, roberta = csv.loc[("bert-base", "bce", "labels")], csv.loc[("roberta-base", "bce", "labels")]
+    # bert-base: mean of 0.50..0.54 = 0.52 on trec-dl-2019; the BM25 top-100 row (listed second) is the one that matches
+    assert bert["trec-dl-2019 paper"] == pytest.approx(0.60)
+    assert bert["trec-dl-2019 delta"] == pytest.approx(0.52 - 0.60, abs=1e-4)
+    assert bert["trec-dl-2019 protocol"] == "matches"
+    assert pd.isna(roberta["trec-dl-2019 delta"]) and roberta["trec-dl-2019 paper"] == pytest.approx(0.65)
+    assert roberta["trec-dl-2019 protocol"] == "depth: ours 100, paper 1000; train.lr: ours 2e-05, paper 1e-5"
+    table = _table(_page(protocol_site, "proto/index.html"), "main-proto")
+    row = re.search(r"<tr[^>]*><td class=\"row\">roberta-base</td>.*?</tr>", table, re.S).group(0)
+    assert ">protocol differs</td>" in row and "depth: ours 100, paper 1000" in row
+    assert "1 more published number(s)" in table  # bert-base's SPLADE row is counted, not shown
+
+
+def test_aggregate_columns_need_their_sets_to_match_the_papers(protocol_site):
+    csv = pd.read_csv(protocol_site / "reports" / "proto-main-ndcg10.csv", index_col=[0, 1, 2])
+    bert = csv.loc[("bert-base", "bce", "labels")]
+    # datasets are lowered by 0.05 per position: scifact 0.47, nfcorpus 0.42; the LoTTE sets 0.37 .. 0.17
+    assert bert["BEIR mean"] == pytest.approx((0.47 + 0.42) / 2, abs=1e-4)
+    assert bert["LoTTE-search mean"] == pytest.approx(np.mean([0.37, 0.32, 0.27, 0.22, 0.17]), abs=1e-4)
+    assert bert["LoTTE-search mean protocol"] == "matches"
+    assert bert["LoTTE-search mean delta"] == pytest.approx(np.mean([0.37, 0.32, 0.27, 0.22, 0.17]) - 0.45, abs=1e-4)
+    assert pd.isna(bert["BEIR mean delta"]) and bert["BEIR mean protocol"] == "sets: ours 2 of 13, paper 13 of 13"
+    # roberta-base has 4 of the 5 LoTTE-search sets: no LoTTE-search mean
+    assert pd.isna(csv.loc[("roberta-base", "bce", "labels"), "LoTTE-search mean"])
+
+
+def test_shipped_reference_file_states_every_protocol_and_holds_the_seed_papers_table():
+    from benchmark.report.references import REFERENCE_CSV, load_references
+
+    refs = load_references(REFERENCE_CSV)
+    morand = {k: r for k, rows in refs.items() for r in rows if r.citation.startswith("Morand et al. 2026")}
+    assert len(morand) == 9 * 6 * 6
+    # values as printed by xpmir/cross-encoders CrossEncoderResults.ipynb @206d8a4 (cell writing evaluation_table.tex)
+    assert morand[("electra-base", "ranknet", "rankzephyr", "trec-dl-2019")].value == 0.769933
+    assert morand[("minilm-l12", "bce", "labels", "msmarco-dev")].value == 0.440567
+    assert morand[("deberta-v3-base", "adr-mse", "rankzephyr", "robust04")].value == 0.481467
+    assert morand[("ettin-150m", "infonce", "labels", "LoTTE-search mean")].value == 0.580233
+    ref = morand[("bert-base", "margin-mse", "hofstaetter-ensemble", "BEIR mean")]
+    assert dict(ref.protocol) == {"first stage": "splade-v3-distilbert", "depth": "1000", "train.dataset": "msmarco-train",
+                                  "train.lr": "1e-5", "train.weight_decay": "0.0", "train.adam_eps": "1e-8",
+                                  "train.max_grad_norm": "1.0", "train.warmup_steps": "5000",
+                                  "train.max_steps": "200000", "sets": "13 of 13"}
+    schlatt = [(k, r) for k, rows in refs.items() for r in rows if r.citation.startswith("Schlatt")]
+    assert sum(k[1] == "adr-mse" for k, _ in schlatt) == 4  # only the -adrmse runs are keyed adr-mse
+    assert not any(k[3] == "beir-nfcorpus" for k, _ in schlatt)  # TIREx nfcorpus/test is not beir/nfcorpus/test
+    assert all("same first stage as our row" not in r.note for rows in refs.values() for r in rows)
+
+
+def test_reference_row_without_a_protocol_is_refused_in_one_line(tmp_path):
+    from benchmark.errors import BenchError
+    from benchmark.report.references import load_references
+
+    path = tmp_path / "refs.csv"
+    path.write_text(PROTOCOL_REFERENCES.splitlines()[0] + "\nbert-base,bce,labels,trec-dl-2019,nDCG@10,0.7,,1000,"
+                    "msmarco-train,,Someone,,\n")
+    with pytest.raises(BenchError, match=r"the row for 'trec-dl-2019' \(Someone\) states no first_stage$"):
+        load_references(path)
+
+
+def test_report_dir_renders_the_baseline_the_grid_ran_with(tmp_path):
+    """Records carry their grid's [report] settings: re-rendering the results directory alone gives the page the run
+    rendered with the grid's baseline (infonce here, not the default bce)."""
+    report = {"baseline": {"objective": "infonce", "teacher": "labels"}}
+    rng = np.random.default_rng(1)
+    base = {f"q{i}": float(v) for i, v in enumerate(rng.uniform(0.2, 0.6, 30))}
+    for seed in (0, 1):
+        for objective, shift in (("bce", 0.0), ("infonce", 0.2)):
+            write_record(tmp_path / "results", _record("bert-tiny", objective, "labels", seed,
+                                                       {q: v + shift + 0.001 * seed for q, v in base.items()}, 30.0,
+                                                       config={"report": report}))
+    render_report(tmp_path / "results", tmp_path / "run", baseline=report["baseline"], references=None)
+    render_report(tmp_path / "results", tmp_path / "again", references=None)
+    again = (tmp_path / "again" / "fx" / "index.html").read_text()
+    assert (tmp_path / "run" / "fx" / "index.html").read_text() == again
+    assert "(objective infonce / teacher labels, same backbone)" in again
+    marked = re.findall(r'<td class="[^"]*" title="[^"]*">([^<]+ †)</td>', again)
+    bce = np.mean(list(base.values())) + 0.0005  # the mean over both seeds; bce is 0.2 below the infonce baseline
+    assert marked == [f"{bce:.3f} ± 0.001 †"]

@@ -4,6 +4,7 @@ directory alone. ``index.html`` is the overview; see :mod:`benchmark.report.site
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..results import load_records
 from .references import REFERENCE_CSV, load_references
@@ -14,26 +15,36 @@ from .views import provenance
 DEFAULT_BASELINE = {"objective": "bce", "teacher": "labels"}
 
 
+def recorded_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``[report]`` settings of the newest of ``records`` that carries them ({} for records older than that)."""
+    carrying = [r for r in records if isinstance((r.get("config") or {}).get("report"), dict)]
+    newest = max(carrying, key=lambda r: str((r.get("provenance") or {}).get("finished", "")), default=None)
+    return newest["config"]["report"] if newest else {}
+
+
 def render_report(results_dir: Path, out_dir: Path, *, baseline: dict[str, str] | None = None,
                   references: Path | None = REFERENCE_CSV) -> Path:
     """Render ``out_dir/index.html``, the experiment and cell pages, tables and plots from every record under
-    ``results_dir``; ``references`` is the CSV of published numbers (None or a missing file: no comparison)."""
+    ``results_dir``; ``references`` is the CSV of published numbers (None or a missing file: no comparison).
+    ``baseline`` overrides the one each experiment's records carry (their grid's ``[report]`` settings)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     records = load_records(results_dir)
-    baseline = {k: str(v) for k, v in (baseline or DEFAULT_BASELINE).items()}
     published = load_references(references)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     frame = cells_frame(records)
-    common = {"provenance": provenance(records), "baseline": " / ".join(f"{k} {v}" for k, v in baseline.items())}
+    common = {"provenance": provenance(records)}
     experiments = []
     for name in sorted({r["experiment"] for r in records}):
         recs = [r for r in records if r["experiment"] == name]
+        chosen = baseline or recorded_report(recs).get("baseline") or DEFAULT_BASELINE
+        axes = {k: str(v) for k, v in chosen.items()}
         part = frame[frame["experiment"] == name] if not frame.empty else frame
-        exp = experiment_context(name, recs, part, out_dir, baseline, published)
+        exp = experiment_context(name, recs, part, out_dir, axes, published)
         for rec in recs:
             cell = cell_context(rec, out_dir, results_dir)
             write_page(env, out_dir, cell["page"], "cell.html.j2", cell=cell, **common)
-        write_page(env, out_dir, exp["page"], "experiment.html.j2", exp=exp, **common)
+        write_page(env, out_dir, exp["page"], "experiment.html.j2", exp=exp,
+                   baseline=" / ".join(f"{k} {v}" for k, v in axes.items()), **common)
         experiments.append(exp)
     return write_page(env, out_dir, "index.html", "index.html.j2", experiments=experiments, **common)

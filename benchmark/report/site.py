@@ -15,7 +15,7 @@ import pandas as pd
 from . import plots
 from .references import Reference
 from .stats import significance
-from .tables import BEIR_MEAN, display_quality, latency_table, main_table, quality_table, to_markdown
+from .tables import AGGREGATE_NAMES, display_quality, latency_table, main_table, quality_table, to_markdown
 from .views import families, latency_view, main_view, quality_view
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -109,12 +109,12 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
                       "traceback": _traceback(results_dir, rec)} if rec.get("status") != "ok" else None}
 
 
-def _main(name: str, part: pd.DataFrame, out_dir: Path, references: dict[tuple[str, ...], Reference]
-          ) -> dict[str, Any]:
+def _main(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
+          references: dict[tuple[str, ...], list[Reference]]) -> dict[str, Any]:
     table = main_table(part)
-    main = main_view(table, references)
+    main = main_view(table, references, recs)
     exports = export(out_dir, slug(f"{name}-main-ndcg10"), main.numbers, main.text, main.latex)
-    datasets = [d for d in table["mean"].columns if d != BEIR_MEAN]
+    datasets = [d for d in table["mean"].columns if d not in AGGREGATE_NAMES]
     bars = plots.dataset_bars(table["mean"][datasets], out_dir / slug(f"{name}-datasets"))
     return {"view": main.view, "citations": main.citations, "exports": exports, "bars": bars[:1]}
 
@@ -141,7 +141,8 @@ def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], o
 
 
 def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame, out_dir: Path,
-                       baseline: dict[str, str], references: dict[tuple[str, ...], Reference]) -> dict[str, Any]:
+                       baseline: dict[str, str], references: dict[tuple[str, ...], list[Reference]]
+                       ) -> dict[str, Any]:
     """One experiment's tables, exports and plots (written beside the overview) and its cells' summaries."""
     cells = [{"id": r["cell_id"], "page": cell_page(r), "status": r.get("status", ""),
               "axes": " · ".join(str(v) for v in (r.get("axes") or {}).values()),
@@ -152,7 +153,7 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
                            "main": None, "tables": [], "latency": None}
     if part.empty:
         return exp
-    exp["main"] = _main(name, part, out_dir, references)
+    exp["main"] = _main(name, part, recs, out_dir, references)
     exp["tables"] = _dataset_tables(name, part, recs, out_dir, baseline)
     lat = latency_table(part)
     if lat.columns.empty:

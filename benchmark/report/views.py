@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from .references import Reference
+from .references import Reference, cell_protocol, pick
 from .stats import ALPHA
 from .tables import display_quality
 
@@ -102,36 +102,58 @@ class MainTable:
     citations: list[str]
 
 
-def _reference_columns(dataset: str, means: pd.Series, keys: list[dict[str, str]],
-                       references: dict[tuple[str, ...], Reference]) -> list[_Column]:
-    found = [references.get((k.get("backbone", ""), k.get("objective", ""), k.get("teacher", ""), dataset))
-             for k in keys]
-    if not any(found):
+def _row_records(keys: list[dict[str, str]], records: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Per main-table row, the first ok record whose axes match the row's labels (the row's protocol source)."""
+    ok = [r for r in records if r.get("status") == "ok"]
+    return [next((r for r in ok if all(str((r.get("axes") or {}).get(k)) == v for k, v in key.items())), None)
+            for key in keys]
+
+
+def _reference_columns(dataset: str, means: pd.Series, keys: list[dict[str, str]], row_records: list[Any],
+                       references: dict[tuple[str, ...], list[Reference]]) -> list[_Column]:
+    """``paper`` and ``Δ`` columns beside ``dataset``; Δ only where the cell's protocol matches the published one,
+    else "protocol differs" (the differences in the cell's title and in the CSV's ``protocol`` column)."""
+    candidates = [references.get((k.get("backbone", ""), k.get("objective", ""), k.get("teacher", ""), dataset))
+                  for k in keys]
+    if not any(candidates):
         return []
-    deltas = [None if ref is None or pd.isna(ours) else ours - ref.value for ours, ref in zip(means, found)]
-    titles = ["" if ref is None else ref.title for ref in found]
-    paper = _Column(dataset, "paper",
-                    [_cell("" if r is None else f"{r.value:.3f}", "", t) for r, t in zip(found, titles)],
-                    {f"{dataset} paper": [None if r is None else r.value for r in found]},
-                    {r.citation + (f" ({r.source_url})" if r.source_url else "") for r in found if r is not None})
-    delta = _Column(dataset, "Δ", [_cell("" if d is None else f"{d:+.3f}", "", t) for d, t in zip(deltas, titles)],
-                    {f"{dataset} delta": deltas})
+    shown = [None if not c else pick(c, cell_protocol(rec or {}, dataset)) for c, rec in zip(candidates, row_records)]
+    paper_cells, delta_cells, values, deltas, notes = [], [], [], [], []
+    for ours, item in zip(means, shown):
+        if item is None:
+            paper_cells.append(_cell(""))
+            delta_cells.append(_cell(""))
+            values.append(None), deltas.append(None), notes.append(None)
+            continue
+        ref, differs, others = item
+        title = ref.title(others)
+        delta = None if differs or pd.isna(ours) else ours - ref.value
+        paper_cells.append(_cell(f"{ref.value:.3f}", "", title))
+        text = "protocol differs" if differs else ("" if delta is None else f"{delta:+.3f}")
+        delta_cells.append(_cell(text, "", "; ".join([*differs, title]) if differs else title))
+        values.append(ref.value), deltas.append(delta), notes.append("; ".join(differs) or "matches")
+    sources = {r.citation + (f" ({r.source_url})" if r.source_url else "") for r, _, _ in filter(None, shown)}
+    paper = _Column(dataset, "paper", paper_cells, {f"{dataset} paper": values}, sources)
+    delta = _Column(dataset, "Δ", delta_cells, {f"{dataset} delta": deltas, f"{dataset} protocol": notes})
     return [paper, delta]
 
 
-def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], Reference]) -> MainTable:
+def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Reference]],
+              records: list[dict[str, Any]] = ()) -> MainTable:
     """Main table: rows (backbone, ..., objective, teacher), one ``ours`` column per dataset (best bold, second
-    underlined), and ``paper`` / ``Δ`` columns beside a dataset where published numbers match its rows."""
+    underlined), and ``paper`` / ``Δ`` columns beside a dataset where published numbers match its rows; a row's
+    protocol (first stage, depth, training) is read from its first record."""
     means, stds, shown = table["mean"], table["std"], display_quality(table)
     marks = _ranks(means)
     names = [str(n) for n in means.index.names]
     keys = [dict(zip(names, map(str, label if isinstance(label, tuple) else (label,)))) for label in means.index]
+    row_records = _row_records(keys, list(records))
     columns: list[_Column] = []
     for j, dataset in enumerate(means.columns):
         cells = [_cell(text, marks.get((i, j), "")) for i, text in enumerate(shown[dataset])]
         columns.append(_Column(dataset, "ours", cells, {dataset: list(means[dataset]),
                                                          f"{dataset} std": list(stds[dataset])}))
-        columns += _reference_columns(dataset, means[dataset], keys, references)
+        columns += _reference_columns(dataset, means[dataset], keys, row_records, references)
     compared = any(c.kind != "ours" for c in columns)
     levels = [[c.dataset for c in columns]] + ([[c.kind for c in columns]] if compared else [])
     view = _view(means.index, levels, [[c.cells[i] for c in columns] for i in range(len(means))])
@@ -141,7 +163,8 @@ def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], Reference])
     latex = pd.DataFrame({h.replace("Δ", "delta"): [wrap[x["mark"]].format(x["text"]) if x["text"] else ""
                                                     for x in c.cells] for h, c in zip(header, columns)},
                          index=means.index)
-    numbers = pd.DataFrame({k: v for c in columns for k, v in c.exports.items()}, index=means.index).round(4)
+    numbers = pd.DataFrame({k: v for c in columns for k, v in c.exports.items()}, index=means.index)
+    numbers = numbers.round({c: 4 for c in numbers.columns if not c.endswith(" protocol")})
     citations = sorted(set().union(*(c.sources for c in columns)))
     return MainTable(view, numbers, text, latex, citations)
 
