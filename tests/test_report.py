@@ -327,8 +327,8 @@ def test_shipped_reference_file_states_every_protocol_and_holds_the_seed_papers_
     assert morand[("deberta-v3-base", "adr-mse", "rankzephyr", "robust04")].value == 0.481467
     assert morand[("ettin-150m", "infonce", "labels", "LoTTE-search mean")].value == 0.580233
     ref = morand[("bert-base", "margin-mse", "hofstaetter-ensemble", "BEIR mean")]
-    assert dict(ref.protocol) == {"first stage": "splade-v3-distilbert", "depth": "1000", "train.dataset": "msmarco-train",
-                                  "train.lr": "1e-5", "train.weight_decay": "0.0", "train.adam_eps": "1e-8",
+    assert dict(ref.protocol) == {"first stage": "splade-v3-distilbert", "depth": "1000",
+                                  "train.dataset": "msmarco-train", "train.lr": "1e-5", "train.weight_decay": "0.0", "train.adam_eps": "1e-8",
                                   "train.max_grad_norm": "1.0", "train.warmup_steps": "5000",
                                   "train.max_steps": "200000", "sets": "13 of 13"}
     schlatt = [(k, r) for k, rows in refs.items() for r in rows if r.citation.startswith("Schlatt")]
