@@ -111,21 +111,40 @@ _add("minilm-l3", "bert", checkpoint="bundled:all-MiniLM-L6-v2", config={"num_hi
 _add("minilm-l2", "bert", checkpoint="bundled:all-MiniLM-L6-v2", config={"num_hidden_layers": 2},
      max_length=512, dtype="fp16", params_m=15.6)
 
-# Real hub rows (GPU machines with network; config only).
+_HUB_MAX_LENGTH = {
+    "answerdotai/ModernBERT-base": 8192, "answerdotai/ModernBERT-large": 8192,
+    **{f"jhu-clsp/ettin-encoder-{size}": 7999 for size in ("17m", "32m", "68m", "150m")},
+    # DeBERTa-v3 has relative positions and no hard limit; the authors train it at 1024 tokens
+    # (xpmir/cross-encoders: src/cross_encoders_training/core_base_deberta.yaml, key max_length).
+    "microsoft/deberta-v3-base": 1024,
+}
+
+# Real hub rows (GPU machines with network; config only). Hub ids are the ones the seed paper's grid names
+# (xpmir/cross-encoders: src/cross_encoders_training/core_base_paper.yaml and core_mini.yaml, key grid_search.base).
+# max_length is the architecture's position limit, the length the authors train at when they set none
+# (xpmir/cross-encoders: src/configuration.py, CE_FineTuning.max_length "default to ... max len of the model").
 for _name, _family, _hub, _tt, _dtype, _params in [
     ("bert-base", "bert", "bert-base-uncased", True, "bf16", 110),
     ("bert-large", "bert", "bert-large-uncased", True, "bf16", 335),
-    ("roberta-base", "roberta", "roberta-base", False, "bf16", 125),
-    ("roberta-large", "roberta", "roberta-large", False, "bf16", 355),
+    ("roberta-base", "roberta", "FacebookAI/roberta-base", False, "bf16", 125),
+    ("roberta-large", "roberta", "FacebookAI/roberta-large", False, "bf16", 355),
     ("electra-base", "electra", "google/electra-base-discriminator", True, "bf16", 110),
     ("electra-large", "electra", "google/electra-large-discriminator", True, "bf16", 335),
     ("deberta-v3-base", "deberta-v2", "microsoft/deberta-v3-base", True, "bf16", 184),
     ("deberta-v3-large", "deberta-v2", "microsoft/deberta-v3-large", True, "bf16", 435),
     ("modernbert-base", "modernbert", "answerdotai/ModernBERT-base", False, "bf16", 149),
     ("modernbert-large", "modernbert", "answerdotai/ModernBERT-large", False, "bf16", 395),
+    # MiniLM-L12 as the authors use it (core_mini.yaml): the uncased English MiniLM with BERT's WordPiece vocab.
+    ("minilm-l12", "bert", "microsoft/MiniLM-L12-H384-uncased", True, "bf16", 33),
+    # Ettin encoders (Weller et al. 2025, arXiv 2507.11412) are ModernBERT-architecture models with the ModernBERT
+    # tokenizer: no segment embeddings, max_position_embeddings 7999 in their hub config.json.
+    ("ettin-17m", "modernbert", "jhu-clsp/ettin-encoder-17m", False, "bf16", 17),
+    ("ettin-32m", "modernbert", "jhu-clsp/ettin-encoder-32m", False, "bf16", 32),
+    ("ettin-68m", "modernbert", "jhu-clsp/ettin-encoder-68m", False, "bf16", 68),
+    ("ettin-150m", "modernbert", "jhu-clsp/ettin-encoder-150m", False, "bf16", 150),
 ]:
     _add(_name, _family, checkpoint=_hub, tokenizer=_hub, token_type_ids=_tt, dtype=_dtype, params_m=_params,
-         max_length=8192 if _family == "modernbert" else 512,
+         max_length=_HUB_MAX_LENGTH.get(_hub, 512),
          attn_implementation=None if _family == "deberta-v2" else "sdpa")
 
 

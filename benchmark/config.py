@@ -266,15 +266,32 @@ def _axes(grid: Any) -> dict[str, list[Any]]:
     return {k: axes[k] for k in order}
 
 
-def _recipes(values: Any, axes: dict[str, Any]) -> list[dict[str, str]]:
+def _recipes(values: Any, axes: dict[str, Any]) -> list[dict[str, Any]]:
     """``recipe = [{objective = "margin-mse", teacher = "hofstaetter-ensemble"}, ...]``: objective and teacher
-    paired as the papers pair them, instead of crossing every objective with every teacher."""
+    paired as the papers pair them, instead of crossing every objective with every teacher. A recipe may also fix
+    ``train.<field>`` values (``train.batch_size = 1``), because papers pair each loss with its own training
+    examples and batch shape; they override ``[train]`` for that recipe's cells and are covered by the cell hash."""
     if "objective" in axes or "teacher" in axes:
         raise BenchError("[grid] recipe fixes objective and teacher: drop the separate objective/teacher axes")
     if not isinstance(values, list) or not values:
         raise BenchError("[grid] recipe must be a non-empty list of {objective = ..., teacher = ...} tables")
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    recipes = []
     for i, r in enumerate(values):
-        if not isinstance(r, dict) or set(r) != {"objective", "teacher"} or not all(isinstance(v, str)
-                                                                                    for v in r.values()):
-            raise BenchError(f"[grid] recipe[{i}] must be {{objective = \"name\", teacher = \"name\"}}, got {r!r}")
-    return values
+        usage = f"[grid] recipe[{i}] must be {{objective = \"name\", teacher = \"name\"[, train.<field> = ...]}}"
+        if not isinstance(r, dict) or not {"objective", "teacher"} <= set(r) or not all(
+                isinstance(r[k], str) for k in ("objective", "teacher")):
+            raise BenchError(f"{usage}, got {r!r}")
+        recipe: dict[str, Any] = {"objective": r["objective"], "teacher": r["teacher"]}
+        for key, value in r.items():
+            if key in recipe:
+                continue
+            # TOML dotted keys inside an inline table arrive nested: {train = {batch_size = 1}}
+            pairs = value.items() if key == "train" and isinstance(value, dict) else [(key, value)]
+            for sub, v in pairs:
+                name = sub if key == "train" else sub.split(".", 1)[-1]
+                if not (key == "train" or sub.startswith("train.")) or name not in train_fields:
+                    raise BenchError(f"{usage}: unknown key {sub if key != 'train' else 'train.' + sub!r}")
+                recipe[f"train.{name}"] = v
+        recipes.append(recipe)
+    return recipes

@@ -107,3 +107,54 @@ def test_report_settings_reach_every_cell_but_not_the_hash():
     assert all(c.to_dict()["report"] == {"baseline": {"objective": "infonce", "teacher": "labels"}}
                for c in reported.cells)
     assert [c.config_hash for c in plain.cells] == [c.config_hash for c in reported.cells]
+
+
+def test_recipes_fix_their_own_train_fields(tmp_path):
+    """A recipe's train.<field> values (TOML dotted keys in an inline table) override [train] for its cells only."""
+    exp = load_experiment(_grid(tmp_path, """
+[experiment]
+name = "recipes"
+[grid]
+recipe = [
+  { objective = "margin-mse", teacher = "labels", train.group_size = 2, train.batch_size = 32 },
+  { objective = "infonce", teacher = "labels" },
+]
+seed = [0, 1]
+[train]
+group_size = 8
+batch_size = 4
+"""))
+    shapes = sorted((c.objective, c.seed, c.train.group_size, c.train.batch_size) for c in exp.cells)
+    assert shapes == [("infonce", 0, 8, 4), ("infonce", 1, 8, 4), ("margin-mse", 0, 2, 32), ("margin-mse", 1, 2, 32)]
+    assert len({c.cell_id for c in exp.cells}) == 4
+
+
+@pytest.mark.parametrize("recipe, culprit", [
+    ('{ objective = "bce", teacher = "labels", train.no_such_field = 1 }', "train.no_such_field"),
+    ('{ objective = "bce", teacher = "labels", lr = 1e-5 }', "'lr'"),
+    ('{ objective = "bce" }', "recipe[0]"),
+])
+def test_bad_recipe_keys_are_one_line_errors(tmp_path, recipe, culprit):
+    with pytest.raises(BenchError) as err:
+        load_experiment(_grid(tmp_path, f'[experiment]\nname = "x"\n[grid]\nrecipe = [{recipe}]\n'))
+    assert culprit in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name, hub, family, token_type_ids, max_length", [
+    ("ettin-17m", "jhu-clsp/ettin-encoder-17m", "modernbert", False, 7999),
+    ("ettin-32m", "jhu-clsp/ettin-encoder-32m", "modernbert", False, 7999),
+    ("ettin-68m", "jhu-clsp/ettin-encoder-68m", "modernbert", False, 7999),
+    ("ettin-150m", "jhu-clsp/ettin-encoder-150m", "modernbert", False, 7999),
+    ("minilm-l12", "microsoft/MiniLM-L12-H384-uncased", "bert", True, 512),
+    ("bert-base", "bert-base-uncased", "bert", True, 512),
+    ("roberta-base", "FacebookAI/roberta-base", "roberta", False, 512),
+    ("electra-base", "google/electra-base-discriminator", "electra", True, 512),
+    ("deberta-v3-base", "microsoft/deberta-v3-base", "deberta-v2", True, 1024),
+    ("modernbert-base", "answerdotai/ModernBERT-base", "modernbert", False, 8192),
+])
+def test_paper_backbone_rows_resolve_in_a_grid(tmp_path, name, hub, family, token_type_ids, max_length):
+    """The seed paper's backbones are registry rows a grid can name (hub ids as in the authors' grid files)."""
+    exp = load_experiment(_grid(tmp_path, f'[experiment]\nname = "x"\n[grid]\nbackbone = ["{name}"]\n'))
+    row = exp.cells[0].backbone
+    assert (row.checkpoint, row.tokenizer, row.family, row.token_type_ids, row.max_length) == (
+        hub, hub, family, token_type_ids, max_length)
