@@ -120,7 +120,7 @@ def test_escaping_exports_and_failures(site):
     assert csv.shape == (2, 3)
     assert "\\toprule" in (root / "reports" / "fx-embedded-test-ndcg10.tex").read_text()
     assert "non-finite loss (nan) at step 3" in html and "3 of 4 cells" not in html and "10 of 11 cells" in html
-    assert "Pairwise/listwise objectives" in _page(root)
+    assert "Objective families on embedded-test, measured: 1. listwise" in _page(root)
 
 
 class _Links(HTMLParser):

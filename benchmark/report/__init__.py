@@ -15,22 +15,24 @@ DEFAULT_BASELINE = {"objective": "bce", "teacher": "labels"}
 
 
 def render_report(results_dir: Path, out_dir: Path, *, baseline: dict[str, str] | None = None,
-                  references: Path | None = REFERENCE_CSV) -> Path:
+                  baselines: list[dict[str, str]] | None = None, references: Path | None = REFERENCE_CSV) -> Path:
     """Render ``out_dir/index.html``, the experiment and cell pages, tables and plots from every record under
-    ``results_dir``; ``references`` is the CSV of published numbers (None or a missing file: no comparison)."""
+    ``results_dir``; rows are tested against ``baseline`` and every row of ``baselines`` (default: BCE on labels);
+    ``references`` is the CSV of published numbers (None or a missing file: no comparison)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     records = load_records(results_dir)
-    baseline = {k: str(v) for k, v in (baseline or DEFAULT_BASELINE).items()}
+    chosen = ([baseline] if baseline else []) + list(baselines or [])
+    baselines = [{k: str(v) for k, v in b.items()} for b in chosen or [DEFAULT_BASELINE]]
     published = load_references(references)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     frame = cells_frame(records)
-    common = {"provenance": provenance(records), "baseline": " / ".join(f"{k} {v}" for k, v in baseline.items())}
+    common = {"provenance": provenance(records)}
     experiments = []
     for name in sorted({r["experiment"] for r in records}):
         recs = [r for r in records if r["experiment"] == name]
         part = frame[frame["experiment"] == name] if not frame.empty else frame
-        exp = experiment_context(name, recs, part, out_dir, baseline, published)
+        exp = experiment_context(name, recs, part, out_dir, baselines, published)
         for rec in recs:
             cell = cell_context(rec, out_dir, results_dir)
             write_page(env, out_dir, cell["page"], "cell.html.j2", cell=cell, **common)
