@@ -21,6 +21,7 @@ from .views import (MARKS, families, latency_view, main_references, main_view, q
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TRACEBACK_CHARS = 8000
+REFERENCE_PARTS = (("first stage", "first_stage"), ("random order", "random_order"), ("teacher", "teacher"))
 
 
 def slug(text: str) -> str:
@@ -93,7 +94,8 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
     stem = page.removesuffix(".html")
     loss = plots.loss_curve(curve, f"Training loss — {rec['cell_id']}", out_dir / f"{stem}-loss")
     metrics = [{"dataset": d, "values": [(k, _number(v)) for k, v in m.items() if not isinstance(v, dict)]
-                + [(f"first stage {k}", _number(v)) for k, v in (m.get("first_stage") or {}).items()]}
+                + [(f"{label} {k}", _number(v)) for label, part in REFERENCE_PARTS
+                   for k, v in (m.get(part) or {}).items() if not isinstance(v, dict)]}
                for d, m in sorted((rec.get("metrics") or {}).items())]
     latency = [{"device": device, "values": [(k, _number(v)) for k, v in sorted(lat.items())
                                              if not isinstance(v, (dict, list))]}

@@ -33,10 +33,12 @@ def label_budget(rec: dict[str, Any]) -> int | None:
     return int(budget) if isinstance(budget, (int, float)) else None
 
 
-def first_stage_name(rec: dict[str, Any], dataset: str) -> str:
-    """The dataset row's first-stage label (``first_stage_name``, else its ``first_stage`` source) from the record."""
+def first_stage_name(rec: dict[str, Any], dataset: str) -> str | None:
+    """The dataset row's first-stage label (``first_stage_name``, else its ``first_stage`` source) from the record's
+    config; None when the record does not embed the row."""
     row = ((rec.get("config") or {}).get("datasets") or {}).get(dataset) or {}
-    return str(row.get("first_stage_name") or row.get("first_stage") or "first stage")
+    name = row.get("first_stage_name") or row.get("first_stage")
+    return None if name is None else str(name)
 
 
 def _reference_fields(m: dict[str, Any]) -> dict[str, Any]:
@@ -151,7 +153,9 @@ def reference_table(frame: pd.DataFrame) -> pd.DataFrame:
     cells record, each the mean over the cells that hold it (they share candidates, so the values agree)."""
     values: dict[tuple[str, str], dict[str, float]] = {}
     for dataset, part in frame.groupby("dataset", sort=True):
-        for name, rows in part.groupby("first_stage_name"):
+        known = part["first_stage_name"].dropna()  # a record without the name joins its dataset's named first stage
+        names = part["first_stage_name"].fillna(known.mode().iloc[0] if len(known) else "first stage")
+        for name, rows in part.groupby(names):
             values.setdefault(("first stage", str(name)), {})[dataset] = rows["first_stage_nDCG@10"].mean()
         if part["random_nDCG@10"].notna().any():
             values.setdefault((RANDOM_ORDER, "shuffled first stage"), {})[dataset] = part["random_nDCG@10"].mean()

@@ -266,8 +266,8 @@ def families(records: list[dict[str, Any]], dataset: str) -> str:
     size = Counter(_family(dict(k)) for k in systems.per_query)
     order = sorted(pooled.per_query, key=lambda k: (tier_of[k], -pooled.mean(k)))
     name = {k: dict(k)["group"] for k in order}
-    ranking = ", ".join(f"{i}. {name[k]} {pooled.mean(k):.3f} ({size[name[k]]} system{"s" * (size[name[k]] != 1)}, tier {tier_of[k]})"
-                        for i, k in enumerate(order, 1))
+    ranking = ", ".join(f"{i}. {name[k]} {pooled.mean(k):.3f} ({size[name[k]]} system{'s' * (size[name[k]] != 1)}, "
+                        f"tier {tier_of[k]})" for i, k in enumerate(order, 1))
     n_queries = max(len(v) for v in pooled.per_query.values())
     n_seeds = min(len(v) for v in pooled.seeds.values())
     seeds = (f" and a Welch t-test over per-seed means (at least {n_seeds} seeds; both must reject)" if n_seeds >= 2
