@@ -170,3 +170,38 @@ def test_records_without_reference_fields_render(tmp_path):
     page = (tmp_path / "out" / "fx" / "index.html").read_text()
     assert html.is_file() and ">retention</th>" not in page and ">random order</td>" not in page
     assert "reference" in _table(page, "main-fx")  # the first stage is recorded by every record
+
+
+def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
+    """A model teacher's run on the eval candidates: scored once (then cached), evaluated like the student's."""
+    from benchmark.config import load_experiment
+    from benchmark.evaluation import evaluate
+    from benchmark.grid import load, reference_metrics
+    from benchmark.teachers import TeacherContext
+    from tests_support import TINY_GRID
+
+    import benchmark.teachers as teachers
+
+    monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "tiny.toml").write_text(TINY_GRID)
+    cell = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "tiny-ce")
+    data = load(cell, "tiny-test")
+    relevant = {(data.queries[q], data.docs[d]) for q, docs in data.qrels.items() for d, g in docs.items() if g > 0}
+    asked = []
+
+    def oracle(spec, ctx, backbone, queries, docs):  # a stand-in teacher that knows the qrels
+        asked.append(len(queries))
+        return [float((q, d) in relevant) for q, d in zip(queries, docs)]
+
+    monkeypatch.setattr(teachers, "_cross_encoder_scores", oracle)
+    ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
+    qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
+    out = reference_metrics(cell, ctx, data, qids)
+    ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in data.ranked(q, cell.eval.top_k)}
+             for q in qids}
+    assert out["teacher"]["name"] == "tiny-ce" and asked == [len(qids) * cell.eval.top_k]
+    assert out["teacher"]["nDCG@10"] == pytest.approx(evaluate(ideal, data.qrels)[0]["nDCG@10"])
+    assert out["random_order"]["shuffles"] == 20 and out["random_order"]["nDCG@10"] < out["teacher"]["nDCG@10"]
+    assert reference_metrics(cell, ctx, data, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
+    labels = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "labels")
+    assert "teacher" not in reference_metrics(labels, ctx, data, qids)  # no model teacher: no teacher row

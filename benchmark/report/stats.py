@@ -58,7 +58,8 @@ def system_key(rec: dict[str, Any]) -> Key:
     return tuple(sorted((k, str(v)) for k, v in rec["axes"].items() if k != "seed"))
 
 
-def per_query_means(records: list[dict[str, Any]], dataset: str, metric: str = "nDCG@10") -> dict[Key, dict[str, float]]:
+def per_query_means(records: list[dict[str, Any]], dataset: str, metric: str = "nDCG@10"
+                    ) -> dict[Key, dict[str, float]]:
     """(axes without seed) -> qid -> value averaged over seeds."""
     sums: dict[Key, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for rec in records:
@@ -82,7 +83,8 @@ def seed_means(records: list[dict[str, Any]], dataset: str, metric: str = "nDCG@
 
 def randomization_test(a: dict[str, float], b: dict[str, float], permutations: int = PERMUTATIONS,
                        seed: int = SEED) -> float:
-    """Two-sided paired sign-flip randomization test of Σ (a_q − b_q) over the queries both hold (module docstring)."""
+    """Two-sided paired sign-flip randomization test of Σ (a_q − b_q) over the queries both hold (see the module
+    docstring)."""
     common = sorted(set(a) & set(b))
     d = np.array([a[q] - b[q] for q in common], dtype=float)
     d = d[np.abs(d) > 1e-12]  # a zero difference flips to itself: it changes no statistic
