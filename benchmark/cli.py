@@ -100,5 +100,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report_options(experiment) -> dict:
-    baseline = experiment.report.get("baseline")
-    return {"baseline": baseline} if baseline else {}
+    """``[report] baseline = {...}`` and/or ``baselines = [{...}, ...]``: the rows the tables test against."""
+    options = {k: experiment.report[k] for k in ("baseline", "baselines") if experiment.report.get(k)}
+    chosen = ([options["baseline"]] if "baseline" in options else []) + list(options.get("baselines") or [])
+    if not all(isinstance(b, dict) for b in chosen):
+        raise BenchError("[report] baseline must be a table and baselines a list of tables (axis = value)")
+    return options

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import ir_measures
 
@@ -28,3 +28,28 @@ def evaluate(run: Run, qrels: Qrels, measures: Iterable[str] = MEASURES, *, name
     for metric in ir_measures.iter_calc(parsed, judged, run):
         per_query[str(metric.measure)][metric.query_id] = float(metric.value)
     return aggregate, per_query
+
+
+RANDOM_SHUFFLES = 20
+
+
+def random_order(candidates: dict[str, list[str]], qrels: Qrels, *, shuffles: int = RANDOM_SHUFFLES,
+                 measure: str = "nDCG@10", fold: Callable[[Run], Run] = lambda run: run, name: str = "run"
+                 ) -> dict[str, object]:
+    """The random-order baseline of a reranker: ``measure`` of the candidate lists shuffled, aggregate and per query
+    each the mean over ``shuffles`` shuffles (shuffle i draws from seed i, so every cell of a grid records the same
+    baseline), with the standard deviation of the aggregate over the shuffles. ``fold`` maps a passage run to the
+    documents it scores (MaxP)."""
+    import numpy as np
+
+    aggregates, per_query = [], []
+    for i in range(shuffles):
+        rng = np.random.default_rng(i)
+        run = {q: {docs[j]: float(len(docs) - r) for r, j in enumerate(rng.permutation(len(docs)))}
+               for q, docs in candidates.items()}
+        agg, per_q = evaluate(fold(run), qrels, [measure], name=f"{name} random order")
+        aggregates.append(agg[measure])
+        per_query.append(per_q[measure])
+    qids = sorted(set().union(*per_query))
+    return {measure: float(np.mean(aggregates)), "std": float(np.std(aggregates)), "shuffles": shuffles,
+            "per_query": {measure: {q: float(np.mean([p[q] for p in per_query])) for q in qids}}}

@@ -93,7 +93,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
         reranked = fold_passages(reranker.rerank(data, qids, k=cell.eval.top_k), data)
         agg, per_q = evaluate(reranked, data.qrels, MEASURES, name=name)
         fs_agg, _ = evaluate(first, data.qrels, FIRST_STAGE_MEASURES, name=f"{name} first stage")
-        metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids)}
+        metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids),
+                         **reference_metrics(cell, ctx, data, qids)}
         per_query[name] = per_q
         if latency_lists is None:  # latency on the same candidate lists as quality
             latency_lists = [(data.queries[q], [data.docs[d] for d in data.ranked(q, cell.eval.top_k)])
@@ -106,6 +107,24 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
         "provenance": {"git_sha": git_sha(Path(__file__).resolve().parent.parent), "versions": library_versions(),
                        "hardware": hardware_info(), "started": started, "finished": _now()},
     }
+
+
+def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) -> dict[str, Any]:
+    """What a student is read against on one eval set: its candidates in random order (``random_order``) and, for a
+    model teacher, the teacher's own reranking of the same candidates (``teacher``: its measures and per-query
+    values)."""
+    from .datasets import fold_passages
+    from .evaluation import MEASURES, evaluate, random_order
+    from .teachers import teacher_run
+
+    candidates = {q: data.ranked(q, cell.eval.top_k) for q in qids}
+    out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),
+                                                        name=data.name)}
+    run = teacher_run(cell.teacher, ctx, data, candidates)
+    if run is not None:
+        agg, per_q = evaluate(fold_passages(run, data), data.qrels, MEASURES, name=f"{data.name} teacher")
+        out["teacher"] = {"name": cell.teacher.name, **agg, "per_query": per_q}
+    return out
 
 
 def measure_all_latency(model, tokenizer, cell: CellConfig, lists) -> dict[str, Any]:

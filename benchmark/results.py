@@ -14,7 +14,11 @@ Record schema (``schema`` = 1)::
       "config": {...},                     # the full resolved cell config (CellConfig.to_dict())
       "metrics": {                         # per evaluation dataset row
         "embedded-test": {"nDCG@10": 0.61, "RR@10": 0.7, "R@100": 0.9,
-                          "first_stage": {"nDCG@10": 0.4, "RR@10": 0.5}, "n_queries": 60}
+                          "first_stage": {"nDCG@10": 0.4, "RR@10": 0.5}, "n_queries": 60,
+                          "random_order": {"nDCG@10": 0.06, "std": 0.02, "shuffles": 20,   # shuffled candidates
+                                           "per_query": {"nDCG@10": {"q1": 0.1, ...}}},
+                          "teacher": {"name": "minilm-l6-ce", "nDCG@10": 0.78, "RR@10": 0.8,  # model teachers only
+                                      "per_query": {"nDCG@10": {...}, "RR@10": {...}}}}
       },
       "per_query": {"embedded-test": {"nDCG@10": {"q1": 0.5, ...}, "RR@10": {...}}},
       "latency": {"cpu": {...}, "cuda": {...} or null},   # see benchmark.latency

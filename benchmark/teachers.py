@@ -190,6 +190,35 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
     return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
 
 
+def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candidates: dict[str, list[str]]
+                ) -> dict[str, dict[str, float]] | None:
+    """A model teacher's own scores on ``candidates`` (qid -> docids) of ``data`` (an evaluation split): the run it
+    would rerank to, combined over an ensemble's models as their training targets are; None for a teacher that is
+    no model (labels, files). Each model's scores are cached like its training scores (model, fine-tuning, training
+    data) plus the evaluation data and candidates, so a grid scores them once per teacher and dataset."""
+    from .results import atomic_write_text
+
+    scorer = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}.get(spec.kind)
+    if scorer is None:
+        return None
+    per_model = []
+    for name in spec.models:
+        backbone = ctx.backbone_of(name)
+        key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
+                      spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name),
+                      data.meta.get("hash", data.name), candidates)
+        path = cache_root() / "teacher-runs" / f"{backbone.name}-{key}.json"
+        if not path.exists():
+            pairs = [(q, d) for q, docids in candidates.items() for d in docids]
+            values = scorer(spec, ctx, backbone, [data.queries[q] for q, _ in pairs], [data.docs[d] for _, d in pairs])
+            run: dict[str, dict[str, float]] = {}
+            for (q, d), v in zip(pairs, values):
+                run.setdefault(q, {})[d] = float(v)
+            atomic_write_text(path, json.dumps(run))
+        per_model.append(json.loads(path.read_text()))
+    return _ensemble(per_model).table
+
+
 def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length,
     the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16 (teachers are not timed, so speed wins)."""

@@ -120,7 +120,7 @@ def test_escaping_exports_and_failures(site):
     assert csv.shape == (2, 3)
     assert "\\toprule" in (root / "reports" / "fx-embedded-test-ndcg10.tex").read_text()
     assert "non-finite loss (nan) at step 3" in html and "3 of 4 cells" not in html and "10 of 11 cells" in html
-    assert "Pairwise/listwise objectives" in _page(root)
+    assert "Objective families on embedded-test, measured: 1. listwise" in _page(root)
 
 
 class _Links(HTMLParser):
@@ -363,7 +363,7 @@ def test_report_dir_renders_the_baseline_the_grid_ran_with(tmp_path):
     render_report(tmp_path / "results", tmp_path / "again", references=None)
     again = (tmp_path / "again" / "fx" / "index.html").read_text()
     assert (tmp_path / "run" / "fx" / "index.html").read_text() == again
-    assert "(objective infonce / teacher labels, same backbone)" in again
+    assert "baseline row objective=infonce teacher=labels (same other axes)" in again
     marked = re.findall(r'<td class="[^"]*" title="[^"]*">([^<]+ †)</td>', again)
     bce = np.mean(list(base.values())) + 0.0005  # the mean over both seeds; bce is 0.2 below the infonce baseline
     assert marked == [f"{bce:.3f} ± 0.001 †"]

@@ -22,13 +22,24 @@ def recorded_report(records: list[dict[str, Any]]) -> dict[str, Any]:
     return newest["config"]["report"] if newest else {}
 
 
+def _recorded(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    report = recorded_report(records)
+    return ([report["baseline"]] if report.get("baseline") else []) + list(report.get("baselines") or [])
+
+
+def _baselines(chosen: list[dict[str, Any]]) -> list[dict[str, str]]:
+    return [{k: str(v) for k, v in b.items()} for b in chosen or [DEFAULT_BASELINE]]
+
+
 def render_report(results_dir: Path, out_dir: Path, *, baseline: dict[str, str] | None = None,
-                  references: Path | None = REFERENCE_CSV) -> Path:
+                  baselines: list[dict[str, str]] | None = None, references: Path | None = REFERENCE_CSV) -> Path:
     """Render ``out_dir/index.html``, the experiment and cell pages, tables and plots from every record under
-    ``results_dir``; ``references`` is the CSV of published numbers (None or a missing file: no comparison).
-    ``baseline`` overrides the one each experiment's records carry (their grid's ``[report]`` settings)."""
+    ``results_dir``; rows are tested against ``baseline`` and every row of ``baselines`` where given, else against
+    the baselines each experiment's records carry (their grid's ``[report]`` settings), else BCE on labels;
+    ``references`` is the CSV of published numbers (None or a missing file: no comparison)."""
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     records = load_records(results_dir)
+    override = ([baseline] if baseline else []) + list(baselines or [])
     published = load_references(references)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
@@ -37,14 +48,11 @@ def render_report(results_dir: Path, out_dir: Path, *, baseline: dict[str, str] 
     experiments = []
     for name in sorted({r["experiment"] for r in records}):
         recs = [r for r in records if r["experiment"] == name]
-        chosen = baseline or recorded_report(recs).get("baseline") or DEFAULT_BASELINE
-        axes = {k: str(v) for k, v in chosen.items()}
         part = frame[frame["experiment"] == name] if not frame.empty else frame
-        exp = experiment_context(name, recs, part, out_dir, axes, published)
+        exp = experiment_context(name, recs, part, out_dir, _baselines(override or _recorded(recs)), published)
         for rec in recs:
             cell = cell_context(rec, out_dir, results_dir)
             write_page(env, out_dir, cell["page"], "cell.html.j2", cell=cell, **common)
-        write_page(env, out_dir, exp["page"], "experiment.html.j2", exp=exp,
-                   baseline=" / ".join(f"{k} {v}" for k, v in axes.items()), **common)
+        write_page(env, out_dir, exp["page"], "experiment.html.j2", exp=exp, **common)
         experiments.append(exp)
     return write_page(env, out_dir, "index.html", "index.html.j2", experiments=experiments, **common)

@@ -14,12 +14,14 @@ import pandas as pd
 
 from . import plots
 from .references import Reference
-from .stats import significance
-from .tables import AGGREGATE_NAMES, display_quality, latency_table, main_table, quality_table, to_markdown
-from .views import families, latency_view, main_view, quality_view
+from .stats import Systems, baseline_label, significance, tiers
+from .tables import (AGGREGATE_NAMES, display_quality, latency_table, main_table, quality_table, reference_table,
+                     to_markdown)
+from .views import MARKS, families, latency_view, main_references, main_view, quality_references, quality_view
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TRACEBACK_CHARS = 8000
+REFERENCE_PARTS = (("first stage", "first_stage"), ("random order", "random_order"), ("teacher", "teacher"))
 
 
 def slug(text: str) -> str:
@@ -92,7 +94,8 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
     stem = page.removesuffix(".html")
     loss = plots.loss_curve(curve, f"Training loss — {rec['cell_id']}", out_dir / f"{stem}-loss")
     metrics = [{"dataset": d, "values": [(k, _number(v)) for k, v in m.items() if not isinstance(v, dict)]
-                + [(f"first stage {k}", _number(v)) for k, v in (m.get("first_stage") or {}).items()]}
+                + [(f"{label} {k}", _number(v)) for label, part in REFERENCE_PARTS
+                   for k, v in (m.get(part) or {}).items() if not isinstance(v, dict)]}
                for d, m in sorted((rec.get("metrics") or {}).items())]
     latency = [{"device": device, "values": [(k, _number(v)) for k, v in sorted(lat.items())
                                              if not isinstance(v, (dict, list))]}
@@ -112,16 +115,24 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
 def _main(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
           references: dict[tuple[str, ...], list[Reference]]) -> dict[str, Any]:
     table = main_table(part)
-    main = main_view(table, references, recs)
+    main = main_references(main_view(table, references, recs, _retention(part, main_table)), reference_table(part))
     exports = export(out_dir, slug(f"{name}-main-ndcg10"), main.numbers, main.text, main.latex)
     datasets = [d for d in table["mean"].columns if d not in AGGREGATE_NAMES]
     bars = plots.dataset_bars(table["mean"][datasets], out_dir / slug(f"{name}-datasets"))
     return {"view": main.view, "citations": main.citations, "exports": exports, "bars": bars[:1]}
 
 
+def _retention(part: pd.DataFrame, build):
+    """``build`` (main_table or quality_table) over the cells' retention of their teacher; None when no cell has it."""
+    return build(part, "retention") if part["retention"].notna().any() else None
+
+
 def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
-                    baseline: dict[str, str]) -> list[dict[str, Any]]:
+                    baselines: list[dict[str, str]]) -> list[dict[str, Any]]:
     out = []
+    labels = [baseline_label(b) for b in baselines]
+    retention = _retention(part, quality_table) or {}
+    refs = reference_table(part)
     for dataset, table in quality_table(part).items():
         stem = slug(f"{name}-{dataset}")
         shown = display_quality(table)
@@ -133,15 +144,18 @@ def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], o
                     "nDCG@10 per backbone and objective, values written in the squares"),
                    (plots.budget_curve(part, dataset, out_dir / f"{stem}-budget"),
                     "nDCG@10 versus label budget (training queries), one line per objective and teacher")]
-        out.append({"dataset": dataset, "view": quality_view(table, significance(recs, dataset, baseline)),
+        tier_of, _ = tiers(Systems.from_records(recs, dataset))
+        view = quality_view(table, significance(recs, dataset, baselines), labels, tier_of, retention.get(dataset))
+        out.append({"dataset": dataset, "view": quality_references(view, refs, dataset),
+                    "baselines": list(zip(MARKS, labels)),
                     "exports": export(out_dir, f"{stem}-ndcg10", table["mean"].round(4), shown, shown),
-                    "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "", "families": families(rows),
+                    "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "", "families": families(recs, dataset),
                     "plots": [{"src": names[0], "alt": alt} for names, alt in figures if names]})
     return out
 
 
 def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame, out_dir: Path,
-                       baseline: dict[str, str], references: dict[tuple[str, ...], list[Reference]]
+                       baselines: list[dict[str, str]], references: dict[tuple[str, ...], list[Reference]]
                        ) -> dict[str, Any]:
     """One experiment's tables, exports and plots (written beside the overview) and its cells' summaries."""
     cells = [{"id": r["cell_id"], "page": cell_page(r), "status": r.get("status", ""),
@@ -154,7 +168,7 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
     if part.empty:
         return exp
     exp["main"] = _main(name, part, recs, out_dir, references)
-    exp["tables"] = _dataset_tables(name, part, recs, out_dir, baseline)
+    exp["tables"] = _dataset_tables(name, part, recs, out_dir, baselines)
     lat = latency_table(part)
     if lat.columns.empty:
         return exp

@@ -58,6 +58,23 @@ def label_budget(rec: dict[str, Any]) -> int | None:
     return int(budget) if isinstance(budget, (int, float)) else None
 
 
+def first_stage_name(rec: dict[str, Any], dataset: str) -> str | None:
+    """The dataset row's first-stage label (``first_stage_name``, else its ``first_stage`` source) from the record's
+    config; None when the record does not embed the row."""
+    row = ((rec.get("config") or {}).get("datasets") or {}).get(dataset) or {}
+    name = row.get("first_stage_name") or row.get("first_stage")
+    return None if name is None else str(name)
+
+
+def _reference_fields(m: dict[str, Any]) -> dict[str, Any]:
+    """Random-order and teacher nDCG@10 of a record's dataset entry, and the student's retention of its teacher
+    (None where the record lacks them: labels cells, records written before these fields)."""
+    random, teacher = (m.get("random_order") or {}).get("nDCG@10"), (m.get("teacher") or {}).get("nDCG@10")
+    student = m.get("nDCG@10")
+    retention = student / teacher if teacher and student is not None else None
+    return {"random_nDCG@10": random, "teacher_nDCG@10": teacher, "retention": retention}
+
+
 def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per (ok cell, eval dataset): axes, metrics, first-stage metrics, CPU/GPU latency, label budget."""
     rows = []
@@ -70,6 +87,7 @@ def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
                 "dataset": dataset, "nDCG@10": m.get("nDCG@10"), "RR@10": m.get("RR@10"),
                 "first_stage_nDCG@10": (m.get("first_stage") or {}).get("nDCG@10"),
                 "first_stage_R@100": (m.get("first_stage") or {}).get("R@100"),
+                "first_stage_name": first_stage_name(rec, dataset), **_reference_fields(m),
                 **_latency_fields(rec.get("latency") or {}),
                 "train_s": (rec.get("train") or {}).get("seconds"), "budget": label_budget(rec),
             })
@@ -155,3 +173,32 @@ def display_quality(table: pd.DataFrame) -> pd.DataFrame:
         shown[col] = [("" if pd.isna(m) else f"{m:.3f}" + (f" ± {s:.3f}" if n and n > 1 and not pd.isna(s) else ""))
                       for m, s, n in zip(means[col], stds[col], counts[col])]
     return shown
+
+
+RANDOM_ORDER = "random order"
+REFERENCE_KINDS = ("first stage", RANDOM_ORDER, "teacher")
+
+
+def reference_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reference rows (index: (kind, name)) x eval datasets (+ ``BEIR mean`` where the main table has one): nDCG@10 of
+    the first stage (named by its dataset row), of the shuffled first-stage candidates and of every model teacher the
+    cells record, each the mean over the cells that hold it (they share candidates, so the values agree)."""
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for dataset, part in frame.groupby("dataset", sort=True):
+        known = part["first_stage_name"].dropna()  # a record without the name joins its dataset's named first stage
+        names = part["first_stage_name"].fillna(known.mode().iloc[0] if len(known) else "first stage")
+        for name, rows in part.groupby(names):
+            values.setdefault(("first stage", str(name)), {})[dataset] = rows["first_stage_nDCG@10"].mean()
+        if part["random_nDCG@10"].notna().any():
+            values.setdefault((RANDOM_ORDER, "shuffled first stage"), {})[dataset] = part["random_nDCG@10"].mean()
+        for teacher, rows in part.dropna(subset=["teacher_nDCG@10"]).groupby("teacher"):
+            values.setdefault(("teacher", str(teacher)), {})[dataset] = rows["teacher_nDCG@10"].mean()
+    table = pd.DataFrame.from_dict(values, orient="index", dtype=float)
+    if table.empty:
+        return table
+    table = table.dropna(axis=1, how="all").loc[sorted(values, key=lambda k: (REFERENCE_KINDS.index(k[0]), k[1]))]
+    for agg in AGGREGATES:  # like the cells' aggregates: only for a row that holds every member the mean needs
+        members = [c for c in table.columns if c in agg.members]
+        if members and (not agg.require_all or len(members) == len(agg.members)):
+            table[agg.name] = table[members].mean(axis=1).where(table[members].notna().all(axis=1))
+    return table

@@ -3,14 +3,16 @@ best/second mark and title attribute; plus the exports of the main table and the
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from .references import Reference, cell_protocol, pick
-from .stats import ALPHA
+from .stats import ALPHA, Key, Systems, grouped, tiers
 from .tables import display_quality
 
 
@@ -54,17 +56,26 @@ def _view(index: pd.Index, levels: list[list[str]], cells: list[list[dict[str, s
         while previous and same < len(label) - 1 and label[same] == previous[same]:
             same += 1
         rows.append({"label": [""] * same + list(label[same:]), "group": previous is not None and same == 0,
-                     "cells": row_cells})
+                     "reference": False, "cells": row_cells})
         previous = label
     return {"index": [str(n) for n in index.names], "header": _header(levels), "rows": rows}
 
 
-def quality_view(table: pd.DataFrame, pvalues: dict[tuple, float]) -> dict[str, Any]:
-    """Per-dataset table: columns (objective, teacher); † where the Holm-adjusted p-value vs the baseline < ALPHA."""
+MARKS = "†‡§¶"  # one mark per baseline, in the order of ``[report] baselines``
+
+
+def _find(found: dict[Key, Any], want: dict[str, str]) -> Any:
+    """The value of the system whose axes include ``want`` (a table cell names its row axes and column only)."""
+    return next((v for key, v in found.items() if all(dict(key).get(k) == x for k, x in want.items())), None)
+
+
+def quality_view(table: pd.DataFrame, pvalues: dict[Key, dict[str, float]], baselines: list[str] = (),
+                 tier_of: dict[Key, int] | None = None, retention: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Per-dataset table: columns (objective, teacher); the i-th mark of ``MARKS`` where the Holm-adjusted p-value
+    vs the i-th baseline < ALPHA; each cell's title gives its p-values, tier and retention of its teacher."""
     shown = display_quality(table)
     marks = _ranks(table["mean"])
     index_names = [str(n) for n in shown.index.names]
-    tested = [(dict(key), p) for key, p in pvalues.items()]
     rows = []
     for i, (label, values) in enumerate(shown.iterrows()):
         label = label if isinstance(label, tuple) else (label,)
@@ -72,13 +83,86 @@ def quality_view(table: pd.DataFrame, pvalues: dict[tuple, float]) -> dict[str, 
         cells = []
         for j, (col, text) in enumerate(zip(shown.columns, values)):
             want = {**row_axes, "objective": str(col[0]), "teacher": str(col[1])}
-            p = next((p for axes, p in tested if all(axes.get(k) == v for k, v in want.items())), None)
-            sig = p is not None and p < ALPHA
-            cells.append(_cell(text + (" †" if sig and text else ""), marks.get((i, j), ""),
-                               "" if p is None else f"Holm-adjusted p = {p:.3g}"))
+            tested = _find(pvalues, want) or {}
+            sig = "".join(m for m, b in zip(MARKS, baselines) if tested.get(b, 1.0) < ALPHA)
+            notes = [f"vs {b}: Holm-adjusted p = {tested[b]:.3g}" for b in baselines if b in tested]
+            tier = _find(tier_of or {}, want)
+            notes += [f"tier {tier}"] if tier is not None and text else []
+            kept = (None if retention is None or col not in retention["mean"]
+                    else retention["mean"][col].reindex(shown.index).iloc[i])
+            notes += [f"retention of its teacher {kept:.3f}"] if kept is not None and not pd.isna(kept) else []
+            cells.append(_cell(text + (f" {sig}" if sig and text else ""), marks.get((i, j), ""), "; ".join(notes)))
         rows.append(cells)
     levels = [[str(c[0]) for c in shown.columns], [str(c[1]) for c in shown.columns]]
     return _view(shown.index, levels, rows)
+
+
+def _reference_label(kind: str, name: str, levels: int) -> list[str]:
+    """A reference row's label over ``levels`` index columns: "reference", blanks, kind, name."""
+    if levels >= 3:
+        return ["reference", *[""] * (levels - 3), kind, name]
+    return ["reference", f"{kind}: {name}"] if levels == 2 else [f"{kind}: {name}"]
+
+
+def _reference_rows(view: dict[str, Any], refs: pd.DataFrame, cells_of: Callable[[pd.Series], list[dict]]) -> None:
+    """Append ``refs``' rows to ``view`` below the students, marked ``reference`` (the first one starts a group)."""
+    for n, (key, values) in enumerate(refs.iterrows()):
+        view["rows"].append({"label": _reference_label(*key, len(view["index"])), "group": n == 0,
+                             "reference": True, "cells": cells_of(values)})
+
+
+def _number(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def quality_references(view: dict[str, Any], refs: pd.DataFrame, dataset: str) -> dict[str, Any]:
+    """Reference rows under a per-dataset table: the first stage and random order span the table; a teacher's value
+    sits under the columns distilled from it."""
+    if refs.empty or dataset not in refs:
+        return view
+    teachers = [h["text"] for h in view["header"][-1]]
+    refs = refs[[dataset]].dropna()
+
+    def cells(values: pd.Series) -> list[dict]:
+        if values.name[0] != "teacher":
+            return [{**_cell(_number(values[dataset])), "span": len(teachers)}]
+        return [_cell(_number(values[dataset]) if t == values.name[1] else "") for t in teachers]
+
+    _reference_rows(view, refs, cells)
+    return view
+
+
+def main_references(main: MainTable, refs: pd.DataFrame) -> MainTable:
+    """Reference rows under the main table (and its exports): each value in its dataset's ``ours`` column."""
+    if refs.empty:
+        return main
+    headers = list(main.text.columns)
+    dataset_of = {h: d for d in refs.columns for h in headers if h in (d, f"{d} ours")}
+
+    def texts(values: pd.Series) -> list[str]:
+        return [_number(values[dataset_of[h]]) if h in dataset_of else "" for h in headers]
+
+    _reference_rows(main.view, refs, lambda values: [_cell(t) for t in texts(values)])
+    levels = len(main.text.index.names)
+    index = pd.MultiIndex.from_tuples([tuple(_reference_label(*k, levels)) for k in refs.index],
+                                      names=main.text.index.names) if levels > 1 else \
+        pd.Index([_reference_label(*k, 1)[0] for k in refs.index], name=main.text.index.names[0])
+    text = pd.DataFrame([texts(v) for _, v in refs.iterrows()], index=index, columns=headers)
+    numbers = pd.DataFrame({c: refs[c].to_numpy() if c in refs else None for c in main.numbers.columns},
+                           index=index).round(4)
+    return dataclasses.replace(main, text=pd.concat([main.text, text]), latex=pd.concat([main.latex, text.set_axis(
+        main.latex.columns, axis=1)]), numbers=pd.concat([main.numbers, numbers]))
+
+
+def _retention_columns(dataset: str, retention: pd.DataFrame | None, index: pd.Index) -> list[_Column]:
+    """A ``retention`` column beside a dataset where distilled rows record their teacher: student nDCG@10 / teacher
+    nDCG@10 per cell, mean over seeds."""
+    if retention is None or dataset not in retention["mean"]:
+        return []
+    kept = retention["mean"][dataset].reindex(index)
+    if kept.isna().all():
+        return []
+    return [_Column(dataset, "retention", [_cell(_number(v)) for v in kept], {f"{dataset} retention": list(kept)})]
 
 
 @dataclass
@@ -139,7 +223,7 @@ def _reference_columns(dataset: str, means: pd.Series, keys: list[dict[str, str]
 
 
 def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Reference]],
-              records: list[dict[str, Any]] = ()) -> MainTable:
+              records: list[dict[str, Any]] = (), retention: pd.DataFrame | None = None) -> MainTable:
     """Main table: rows (backbone, ..., objective, teacher), one ``ours`` column per dataset (best bold, second
     underlined), and ``paper`` / ``Δ`` columns beside a dataset where published numbers match its rows; a row's
     protocol (first stage, depth, training) is read from its first record."""
@@ -154,6 +238,7 @@ def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Refere
         columns.append(_Column(dataset, "ours", cells, {dataset: list(means[dataset]),
                                                          f"{dataset} std": list(stds[dataset])}))
         columns += _reference_columns(dataset, means[dataset], keys, row_records, references)
+        columns += _retention_columns(dataset, retention, means.index)
     compared = any(c.kind != "ours" for c in columns)
     levels = [[c.dataset for c in columns]] + ([[c.kind for c in columns]] if compared else [])
     view = _view(means.index, levels, [[c.cells[i] for c in columns] for i in range(len(means))])
@@ -174,22 +259,53 @@ def latency_view(lat: pd.DataFrame) -> dict[str, Any]:
     return _view(lat.index, [list(map(str, lat.columns))], cells)
 
 
-def families(part: pd.DataFrame) -> str:
-    """The seed papers' question: do pairwise/listwise objectives beat pointwise ones here?"""
-    from scipy import stats
-
+def _family(axes: dict[str, str]) -> str | None:
     from ..objectives import OBJECTIVES
 
-    fam = part["objective"].map(lambda o: OBJECTIVES.get(o).family if o in OBJECTIVES else "other")
-    point = part.loc[fam == "pointwise", "nDCG@10"]
-    rest = part.loc[fam.isin(["pairwise", "listwise"]), "nDCG@10"]
-    if len(point) < 2 or len(rest) < 2:
+    objective = axes.get("objective", "")
+    return OBJECTIVES.get(objective).family if objective in OBJECTIVES else None
+
+
+def _system_name(key: Key, keys: list[Key]) -> str:
+    """A system named by the axes that vary between ``keys`` (objective / teacher when none does)."""
+    varying = [a for a, _ in key if len({dict(k).get(a) for k in keys}) > 1] or ["objective", "teacher"]
+    return " / ".join(dict(key)[a] for a in varying if a in dict(key))
+
+
+def _p(adjusted: dict[tuple[Key, Key], float], a: Key, b: Key) -> float:
+    return adjusted.get((a, b), adjusted.get((b, a), 1.0))
+
+
+def families(records: list[dict[str, Any]], dataset: str) -> str:
+    """The seed papers' question, as measured: the objective families ranked by the mean nDCG@10 of their recipes
+    (per query: the mean over the family's systems of their seed-averaged values), with tiers by the procedure of
+    :mod:`benchmark.report.stats`, and each family's best system with its tier among all systems."""
+    pooled = grouped(records, dataset, _family)
+    if len(pooled.per_query) < 2:
         return ""
-    p = float(stats.ttest_ind(rest, point, equal_var=False).pvalue)
-    verdict = ("beat" if rest.mean() > point.mean() else "trail") if p < ALPHA else "do not clearly differ from"
-    return (f"Pairwise/listwise objectives ({rest.mean():.3f} ± {rest.std():.3f} over {len(rest)} cells) {verdict} "
-            f"pointwise ones ({point.mean():.3f} ± {point.std():.3f} over {len(point)} cells); Welch t-test p = "
-            f"{p:.3g}.")
+    tier_of, adjusted = tiers(pooled)
+    systems = Systems.from_records(records, dataset)
+    size = Counter(_family(dict(k)) for k in systems.per_query)
+    order = sorted(pooled.per_query, key=lambda k: (tier_of[k], -pooled.mean(k)))
+    name = {k: dict(k)["group"] for k in order}
+    ranking = ", ".join(f"{i}. {name[k]} {pooled.mean(k):.3f} ({size[name[k]]} system{'s' * (size[name[k]] != 1)}, "
+                        f"tier {tier_of[k]})" for i, k in enumerate(order, 1))
+    n_queries = max(len(v) for v in pooled.per_query.values())
+    n_seeds = min(len(v) for v in pooled.seeds.values())
+    seeds = (f" and a Welch t-test over per-seed means (at least {n_seeds} seeds; both must reject)" if n_seeds >= 2
+             else " (one seed: no seed-level test)")
+    pairs = "; ".join(f"{name[a]}–{name[b]} {_p(adjusted, a, b):.2g}" for a, b in zip(order, order[1:]))
+    system_tier, _ = tiers(systems)
+    best = []
+    for k in order:
+        mine = [s for s in systems.per_query if _family(dict(s)) == name[k]]
+        top = max(mine, key=systems.mean)
+        best.append(f"{name[k]} {_system_name(top, list(systems.per_query))} {systems.mean(top):.3f} "
+                    f"(tier {system_tier[top]})")
+    return (f"Objective families on {dataset}, measured: {ranking}. Tiers: paired randomization test over {n_queries} "
+            f"queries on seed-averaged per-query nDCG@10{seeds}, Holm-corrected over all pairs; adjusted p between "
+            f"neighbours: {pairs}. Best system per family (tier among all {len(systems.per_query)} systems): "
+            f"{'; '.join(best)}.")
 
 
 def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
