@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ir_measures
+
 from . import typed
 from .backbones import BACKBONES, BackboneSpec
 from .datasets import DATASETS, DatasetSpec
@@ -42,9 +44,25 @@ class TrainConfig:
     batch_size: int = 16  # queries (groups) per optimiser step
     grad_accum: int = 1  # micro-batches per step (same effective batch, less memory)
     checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0 = never)
+    # Step-based training as the seed paper runs it (xpmir/cross-encoders:
+    # src/cross_encoders_training/core_base_paper.yaml: steps_per_epoch 100 x max_epochs 2000 = 200k steps,
+    # num_warmup_steps 5000, eps 1e-8, max_grad_norm 1.0). None: ``epochs`` decide.
+    max_steps: int | None = None  # exactly this many optimiser steps, cycling epochs as needed
     lr: float = 5e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
+    warmup_steps: int | None = None  # overrides warmup_ratio when set
+    max_grad_norm: float = 1.0  # gradient clipping (0 = none, as xpmir/cross-encoders: src/configuration.py)
+    adam_eps: float = 1e-8
+    # Periodic validation (core_base_paper.yaml: validation_interval 50 epochs of 100 steps = every 5,000 steps,
+    # validation_top_k 100, validation nanobeir): rerank the first-stage top-``validation_top_k`` of
+    # ``validation_dataset`` every ``validate_every`` steps and keep the weights of the best step.
+    validate_every: int = 0  # steps; 0 = no validation
+    validation_dataset: str | None = None  # a dataset row name
+    validation_top_k: int = 100
+    # An ir_measures string. The seed paper keeps the best step by "nDCG" (full depth of the reranked top-100),
+    # averaged over the NanoBEIR sets (xpmir/cross-encoders: src/validations.py, metrics={"nDCG": True}).
+    validation_measure: str = "nDCG@10"
     max_length: int = 128
     dtype: str = "auto"  # autocast dtype; auto = the backbone row's dtype on CUDA, fp32 on CPU
     device: str = "auto"
@@ -57,6 +75,23 @@ class TrainConfig:
             raise BenchError(f"train.group_size must be at least 2 (a positive and a negative), got {self.group_size}")
         if self.lr <= 0:
             raise BenchError(f"train.lr must be positive, got {self.lr}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise BenchError(f"train.max_steps must be positive, got {self.max_steps}")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise BenchError(f"train.warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.max_grad_norm < 0 or self.adam_eps <= 0:
+            raise BenchError(f"train.max_grad_norm must be >= 0 and train.adam_eps > 0, got {self.max_grad_norm} "
+                             f"and {self.adam_eps}")
+        if self.validate_every < 0:
+            raise BenchError(f"train.validate_every must be >= 0, got {self.validate_every}")
+        if self.validate_every and not self.validation_dataset:
+            raise BenchError("train.validate_every needs train.validation_dataset (a dataset row, e.g. embedded-dev)")
+        _positive(self, "validation_top_k")
+        try:
+            ir_measures.parse_measure(self.validation_measure)
+        except (ValueError, NameError, SyntaxError, TypeError):
+            raise BenchError(f"train.validation_measure {self.validation_measure!r} is not an ir_measures measure "
+                             "(e.g. nDCG@10)") from None
         _one_of(self, "negatives", NEGATIVES)
         _one_of(self, "device", DEVICES)
         _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
@@ -202,7 +237,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         train = typed.build(TrainConfig, {**train_base, **train_over}, "train")
         objective = point.get("objective", "infonce")
         OBJECTIVES.get(objective)  # validate the name now, not mid-grid
-        names = [train.dataset, *eval_cfg.datasets]
+        names = [train.dataset, *filter(None, [train.validation_dataset]), *eval_cfg.datasets]
         teacher = rows.get("teachers", point.get("teacher", "labels"))
         cells.append(CellConfig(
             experiment=name,

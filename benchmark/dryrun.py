@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from .config import CellConfig, Experiment
@@ -23,15 +24,41 @@ def _queries(cell: CellConfig, name: str) -> int:
     return min(known, cap) if cap else known
 
 
+def training_steps(cell: CellConfig) -> int:
+    """Optimiser steps the cell will take: ``max_steps``, else epochs x ceil(training queries / batch)."""
+    train = cell.train
+    if train.max_steps is not None:
+        return train.max_steps
+    queries = min(_queries(cell, train.dataset), train.max_queries or 10**9)
+    return train.epochs * math.ceil(queries / train.batch_size)
+
+
+def pairs_per_group(cell: CellConfig) -> int:
+    """(query, doc) pairs one training example holds, per sampler: a triple 2, a teacher's ranked list its length
+    (at most the first-stage depth it was ranked from), a group ``group_size``."""
+    sampler = getattr(cell.train, "sampler", "groups")
+    return {"triples": 2, "lists": cell.train.negatives_depth}.get(sampler, cell.train.group_size)
+
+
+def validations(cell: CellConfig, steps: int) -> int:
+    """Validation passes: every ``validate_every`` steps and after the last step (as ``train_model`` runs them)."""
+    every = cell.train.validate_every
+    return 0 if not every else steps // every + (1 if steps % every else 0)
+
+
 def estimate_gpu_hours(cell: CellConfig) -> float:
-    """6·N·T FLOPs per trained token and 2·N·T per scored token (Kaplan et al. 2020), N = backbone parameters."""
+    """6·N·T FLOPs per trained token and 2·N·T per scored token (Kaplan et al. 2020), N = backbone parameters, T
+    the maximum length: the steps the cell really takes x batch x pairs per example, each validation's reranked
+    top-``validation_top_k`` and each eval set's top-``top_k``."""
     params = (cell.backbone.params_m or 110) * 1e6
     tokens = cell.train.max_length
-    train_q = min(_queries(cell, cell.train.dataset), cell.train.max_queries or 10**9)
-    train_flops = 6 * params * tokens * train_q * cell.train.group_size * cell.train.epochs
-    eval_flops = sum(2 * params * (cell.eval.max_length or tokens) * _queries(cell, n) * cell.eval.top_k
-                     for n in cell.eval.datasets)
-    return (train_flops + eval_flops) / GPU_FLOPS / 3600
+    score_tokens = cell.eval.max_length or tokens
+    steps = training_steps(cell)
+    train_flops = 6 * params * tokens * steps * cell.train.batch_size * pairs_per_group(cell)
+    val_flops = (2 * params * score_tokens * _queries(cell, cell.train.validation_dataset)
+                 * cell.train.validation_top_k * validations(cell, steps)) if cell.train.validate_every else 0.0
+    eval_flops = sum(2 * params * score_tokens * _queries(cell, n) * cell.eval.top_k for n in cell.eval.datasets)
+    return (train_flops + val_flops + eval_flops) / GPU_FLOPS / 3600
 
 
 def needs(cell: CellConfig) -> list[str]:
@@ -49,7 +76,11 @@ def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str
         hours = estimate_gpu_hours(cell)
         total += hours
         state = "done" if is_done(results_dir, cell) else "todo"
-        lines.append(f"{i:4d}. [{state}] {cell.cell_id}  ~{hours:.2f} GPU-h  needs: {', '.join(needs(cell))}")
-    lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T scoring FLOPs at {GPU_FLOPS/1e12:.0f}"
-                 " TFLOP/s sustained)")
+        steps = training_steps(cell)
+        shape = f"{steps} steps x {cell.train.batch_size} x {pairs_per_group(cell)} pairs"
+        if cell.train.validate_every:
+            shape += f", {validations(cell, steps)} validations"
+        lines.append(f"{i:4d}. [{state}] {cell.cell_id}  ~{hours:.2f} GPU-h ({shape})  needs: {', '.join(needs(cell))}")
+    lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T validation and evaluation FLOPs at "
+                 f"{GPU_FLOPS/1e12:.0f} TFLOP/s sustained)")
     return "\n".join(lines)

@@ -65,7 +65,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
         stats = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
                             seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
                             backbone_dtype=cell.backbone.dtype, desc=short_name(cell),
-                            checkpoint_dir=checkpoint_dir)
+                            checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
         return model, tokenizer, stats
 
     try:
@@ -125,6 +125,36 @@ def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) 
         agg, per_q = evaluate(fold_passages(run, data), data.qrels, MEASURES, name=f"{data.name} teacher")
         out["teacher"] = {"name": cell.teacher.name, **agg, "per_query": per_q}
     return out
+
+
+def validator(cell: CellConfig, tokenizer) -> Callable[[Any], float] | None:
+    """``train.validation_measure`` of a model reranking the first-stage top-``train.validation_top_k`` of
+    ``train.validation_dataset`` (its queries with qrels and candidates), with the evaluation's scoring settings;
+    None when the cell does not validate."""
+    if not cell.train.validate_every:
+        return None
+    from .datasets import fold_passages
+    from .evaluation import evaluate
+    from .inference import Reranker
+    from .training import resolve_device
+
+    name, measure = cell.train.validation_dataset, cell.train.validation_measure
+    data = load(cell, name)
+    qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
+    if not qids:
+        raise BenchError(f"validation dataset {name!r}: no query has both qrels and first-stage candidates")
+    device = resolve_device(cell.train.device)
+
+    def validate(model) -> float:
+        reranker = Reranker(model, tokenizer, max_length=cell.eval.max_length or cell.train.max_length,
+                            batch_size=cell.eval.batch_size, device=device,
+                            dtype=cell.backbone.dtype if device.type == "cuda" else "fp32",
+                            use_token_type_ids=cell.backbone.token_type_ids)
+        run = fold_passages(reranker.rerank(data, qids, k=cell.train.validation_top_k), data)
+        aggregate, _ = evaluate(run, data.qrels, [measure], name=f"validation on {name}")
+        return next(iter(aggregate.values()))
+
+    return validate
 
 
 def measure_all_latency(model, tokenizer, cell: CellConfig, lists) -> dict[str, Any]:

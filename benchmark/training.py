@@ -8,9 +8,11 @@ cell is deterministic on CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,10 +112,64 @@ def student_pairs(collection: Collection, cfg: TrainConfig, seed: int) -> dict[s
     teacher must score for it (one epoch of the embedded default: ~1,600 of the top-30's 6,520 pairs)."""
     qids, pool = training_queries(collection, cfg)
     seen: dict[str, dict[str, None]] = {}
-    for *_, groups, _ in epoch_groups(collection, qids, cfg, np.random.default_rng(seed), pool):
-        for q, docids in zip(groups.qids, groups.docids):
-            seen.setdefault(q, {}).update(dict.fromkeys(docids))
+    for step in training_steps(collection, qids, cfg, np.random.default_rng(seed), pool):
+        for i in step.idx:
+            seen.setdefault(step.groups.qids[i], {}).update(dict.fromkeys(step.groups.docids[i]))
     return {q: list(docids) for q, docids in seen.items()}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimiser step: which groups of which epoch it trains on, and where it sits in the run."""
+
+    epoch: int
+    epoch_rng: dict  # the generator state at the start of ``epoch`` (what a checkpoint saves to redraw it)
+    batch: int  # index of this step's batch within its epoch
+    groups: Groups
+    idx: np.ndarray  # rows of ``groups`` in this step
+
+
+def training_steps(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
+                   pool: Mapping[str, list[str]], *, first_epoch: int = 0, skip: int = 0,
+                   done: int = 0) -> Iterator[Step]:
+    """Every step a run takes, in order: ``cfg.epochs`` epochs of ``batch_size`` groups, or, with ``max_steps``,
+    exactly that many steps, cycling through as many epochs as they need (the seed paper counts steps, not
+    epochs: xpmir/cross-encoders: src/cross_encoders_training/core_base_paper.yaml). A resumed run passes the
+    epoch it stopped in (``rng`` holding that epoch's start state), the batches of it already taken (``skip``)
+    and the steps taken in all (``done``)."""
+    cycled = cfg if cfg.max_steps is None else dataclasses.replace(cfg, epochs=sys.maxsize)
+    for epoch, epoch_rng, groups, order in epoch_groups(collection, qids, cycled, rng, pool, first_epoch):
+        for batch, b in enumerate(range(0, len(order), cfg.batch_size)):
+            if epoch == first_epoch and batch < skip:
+                continue
+            if cfg.max_steps is not None and done >= cfg.max_steps:
+                return
+            yield Step(epoch, epoch_rng, batch, groups, order[b:b + cfg.batch_size])
+            done += 1
+
+
+def planned_steps(collection: Collection, qids: Sequence[str], cfg: TrainConfig, seed: int,
+                  pool: Mapping[str, list[str]]) -> int:
+    """How many optimiser steps ``training_steps`` takes for ``seed``: ``max_steps``, or the batches of every epoch
+    counted on the epochs' own draws (a sampler may yield more or fewer groups than queries)."""
+    if cfg.max_steps is not None:
+        return cfg.max_steps
+    return sum(1 for _ in training_steps(collection, qids, cfg, np.random.default_rng(seed), pool))
+
+
+def warmup_steps(cfg: TrainConfig, total: int) -> int:
+    """``warmup_steps`` where set, else ``warmup_ratio`` of the run."""
+    return cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 over ``warmup`` steps, then linear decay to 0 at ``total``: xpm_torch's
+    ``LinearWithWarmup`` with its default min_factor 0, the seed paper's scheduler (experimaestro/xpm-torch:
+    src/xpm_torch/schedulers.py, chosen by src/xpm_torch/experiments/configuration.py), which is the same function
+    as transformers' ``get_linear_schedule_with_warmup``."""
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(opt, warmup, total)
 
 
 def sample_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
@@ -161,32 +217,40 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+Validate = Callable[[torch.nn.Module], float]  # the model (in eval mode) -> its validation measure
+
+
 def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
                 cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, backbone_dtype: str = "fp32",
-                desc: str = "train", log_every: int = 5, checkpoint_dir: Path | None = None) -> dict:
+                desc: str = "train", log_every: int = 5, checkpoint_dir: Path | None = None,
+                validate: Validate | None = None) -> dict:
     """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s).
 
-    With ``checkpoint_dir`` and ``cfg.checkpoint_every`` > 0, state is saved every that many steps and a rerun
-    resumes from it: the epoch's groups and order are re-drawn from the saved generator state, so the resumed run
-    takes exactly the steps the uninterrupted one would have."""
-    from transformers import get_linear_schedule_with_warmup
+    With ``validate`` and ``cfg.validate_every`` > 0, the model is validated every that many steps and after the
+    last one; the weights of the best value (the earliest on ties: a later step must beat it, as xpm_torch's
+    validation listener does, experimaestro/xpm-torch: src/xpm_torch/trainers/validation.py) are loaded back at
+    the end, and the section gains ``validation`` (curve of [step, value], best step and value).
 
+    With ``checkpoint_dir`` and ``cfg.checkpoint_every`` > 0, state is saved every that many steps (with the best
+    weights so far) and a rerun resumes from it: the epoch's groups and order are re-drawn from the saved generator
+    state, so the resumed run takes exactly the steps the uninterrupted one would have."""
     from . import checkpoint
 
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     qids, pool = training_queries(collection, cfg, targets.pool)
-    steps_per_epoch = math.ceil(len(qids) / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
+    total = planned_steps(collection, qids, cfg, seed, pool)
+    warmup = warmup_steps(cfg, total)
     model.to(device).train()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total), total)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.adam_eps)
+    sched = make_scheduler(opt, warmup, total)
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
+    best = Best(validate if cfg.validate_every > 0 else None)
     curve: list[list[float]] = []
     pairs = step = first_epoch = skip = 0
     saving = checkpoint_dir is not None and cfg.checkpoint_every > 0
@@ -194,46 +258,96 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     if resumed:
         rng.bit_generator.state = resumed["epoch_rng"]
         first_epoch, skip, step, pairs, curve = (resumed[k] for k in ("epoch", "batch", "step", "pairs", "curve"))
+        best.restore(resumed.get("best"), checkpoint.load_best(checkpoint_dir))
+    last_epoch = first_epoch if step else -1
     start = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None, dynamic_ncols=True)
-    for epoch, epoch_rng, groups, order in epoch_groups(collection, qids, cfg, rng, pool, first_epoch):
-        for batch, b in enumerate(range(0, len(order), cfg.batch_size)):
-            if epoch == first_epoch and batch < skip:
-                continue
-            idx = order[b:b + cfg.batch_size]
-            opt.zero_grad(set_to_none=True)
-            value = 0.0
-            # Gradient accumulation keeps the effective batch when memory forces smaller micro-batches.
-            for micro in np.array_split(idx, min(cfg.grad_accum, len(idx))):
-                loss = _step(model, tokenizer, collection, groups, micro, targets, objective, cfg, device, dtype,
-                             use_token_type_ids) * (len(micro) / len(idx))
-                check_finite(loss.detach(), f"{desc} step {step} (epoch {epoch})")
-                scaler.scale(loss).backward()
-                value += float(loss.detach())
+    for s in training_steps(collection, qids, cfg, rng, pool, first_epoch=first_epoch, skip=skip, done=step):
+        last_epoch = s.epoch
+        opt.zero_grad(set_to_none=True)
+        value = 0.0
+        # Gradient accumulation keeps the effective batch when memory forces smaller micro-batches.
+        for micro in np.array_split(s.idx, min(cfg.grad_accum, len(s.idx))):
+            loss = _step(model, tokenizer, collection, s.groups, micro, targets, objective, cfg, device, dtype,
+                         use_token_type_ids) * (len(micro) / len(s.idx))
+            check_finite(loss.detach(), f"{desc} step {step} (epoch {s.epoch})")
+            scaler.scale(loss).backward()
+            value += float(loss.detach())
+        if cfg.max_grad_norm > 0:
             scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            pairs += sum(len(groups.docids[i]) for i in idx)
-            if step % log_every == 0 or step == total - 1:
-                curve.append([step, round(value, 6)])
-            step += 1
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            bar.update()
-            if saving and step % cfg.checkpoint_every == 0:
-                checkpoint.save(checkpoint_dir, model, opt, sched, scaler,
-                                {"epoch": epoch, "batch": batch + 1, "epoch_rng": epoch_rng, "step": step,
-                                 "pairs": pairs, "curve": curve})
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        pairs += sum(len(s.groups.docids[i]) for i in s.idx)
+        if step % log_every == 0 or step == total - 1:
+            curve.append([step, round(value, 6)])
+        step += 1
+        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        bar.update()
+        if best.validate and step % cfg.validate_every == 0:
+            best.check(model, step)
+        if saving and step % cfg.checkpoint_every == 0:
+            checkpoint.save(checkpoint_dir, model, opt, sched, scaler,
+                            {"epoch": s.epoch, "batch": s.batch + 1, "epoch_rng": s.epoch_rng, "step": step,
+                             "pairs": pairs, "curve": curve, "best": best.state()}, best=best.weights)
     bar.close()
+    if best.validate and best.last_step != step:  # the final weights are a candidate too
+        best.check(model, step)
     model.eval()
-    seconds = time.perf_counter() - start
-    stats = {"seconds": round(seconds, 3), "steps": step, "epochs": cfg.epochs, "queries": len(qids),
-             "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
-             "device": device.type, "dtype": dtype, "loss_curve": curve}
+    seconds = time.perf_counter() - start - best.seconds
+    stats = {"seconds": round(seconds, 3), "steps": step, "epochs": last_epoch + 1,
+             "queries": len(qids), "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
+             "device": device.type, "dtype": dtype, "warmup_steps": warmup, "loss_curve": curve}
+    if best.validate:
+        best.load_into(model)
+        stats["validation"] = {"dataset": cfg.validation_dataset, "measure": cfg.validation_measure,
+                               "top_k": cfg.validation_top_k, "every": cfg.validate_every, **best.state(),
+                               "seconds": round(best.seconds, 3)}
     if resumed:
         stats["resumed_from_step"] = resumed["step"]
     return stats
+
+
+class Best:
+    """The validation curve and the weights of its best step (held on the CPU; checkpoints persist them)."""
+
+    def __init__(self, validate: Validate | None) -> None:
+        self.validate = validate
+        self.curve: list[list[float]] = []
+        self.best_step: int | None = None
+        self.best_value: float | None = None
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0
+
+    @property
+    def last_step(self) -> int | None:
+        return self.curve[-1][0] if self.curve else None
+
+    def check(self, model: torch.nn.Module, step: int) -> None:
+        start = time.perf_counter()
+        model.eval()
+        value = float(self.validate(model))
+        model.train()
+        if not math.isfinite(value):
+            raise BenchError(f"validation at step {step} gave {value}")
+        self.curve.append([step, round(value, 6)])
+        if self.best_value is None or value > self.best_value:
+            self.best_step, self.best_value = step, value
+            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        self.seconds += time.perf_counter() - start
+
+    def state(self) -> dict:
+        return {"curve": self.curve, "best_step": self.best_step, "best_value": self.best_value}
+
+    def restore(self, state: dict | None, weights: dict[str, torch.Tensor] | None) -> None:
+        if state:
+            self.curve, self.best_step, self.best_value = state["curve"], state["best_step"], state["best_value"]
+            self.weights = weights
+
+    def load_into(self, model: torch.nn.Module) -> None:
+        device = next(model.parameters()).device
+        model.load_state_dict({k: v.to(device) for k, v in self.weights.items()})
 
 
 # Pairs per forward chunk in training: a step's B*K pairs are sorted by length and run in chunks padded to their own

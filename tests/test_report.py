@@ -31,7 +31,9 @@ def _record(backbone, objective, teacher, seed, per_query, p50, *, experiment="f
         "latency": {"cpu": {"p50_ms": p50, "p95_ms": p50 * 1.2, "pairs_per_s": 100000 / p50, "peak_rss_mb": 900,
                             "efficiency": 0.25, "flops_per_pair": 2e9},
                     "cuda": None},
-        "train": {"seconds": 1.0, "loss_curve": [[0, 1.0], [1, 0.8], [2, 0.7]]},
+        "train": {"seconds": 1.0, "loss_curve": [[0, 1.0], [1, 0.8], [2, 0.7]],
+                  "validation": {"dataset": "embedded-dev", "measure": "nDCG@10", "top_k": 100, "every": 2,
+                                 "curve": [[2, 0.31], [4, 0.47], [6, 0.42]], "best_step": 4, "best_value": 0.47}},
         "provenance": {"git_sha": "abc123", "versions": {"torch": "2.13.0"}, "hardware": {"cpu": "test-cpu"},
                        "finished": "2026-11-23T00:00:00+00:00"}, **extra,
     }
@@ -156,6 +158,10 @@ def test_cell_pages_show_config_per_query_results_and_errors(site):
     assert len(rows) == 40 and all(0 < float(n) < 1 for _, n, _ in rows)
     assert 'src="bert-tiny__bce__labels__0-loss.svg"' in cell and "abc123" in cell and "p50_ms" in cell
     assert (root / "reports" / "fx" / "bert-tiny__bce__labels__0-loss.png").is_file()
+    assert 'src="bert-tiny__bce__labels__0-validation.svg"' in cell
+    assert (root / "reports" / "fx" / "bert-tiny__bce__labels__0-validation.png").is_file()
+    assert re.search(r'<td class="row">best_step</td><td>4</td>', cell) and "kept: step 4" in _page(
+        root, "fx/bert-tiny__bce__labels__0-validation.svg")
     failed = _page(root, "fx/modernbert-tiny__bce__labels__0.html")
     assert "non-finite loss (nan) at step 3" in failed and "Traceback: &lt;boom&gt;" in failed
 

@@ -125,3 +125,53 @@ def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, monk
     assert stats["resumed_from_step"] == 4 and stats["steps"] == 6
     for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_resumed_training_keeps_the_best_step_so_far(tmp_path, monkeypatch):
+    """Killed after the best validation (step 4 of 8), the resumed run still knows step 4 and its weights."""
+    import dataclasses
+
+    import torch
+
+    import benchmark.training as training
+    from benchmark.backbones import build_cross_encoder
+    from benchmark.grid import load
+    from benchmark.objectives import get_objective
+
+    cell = load_experiment(_grid(tmp_path, "best")).cells[0]
+    cfg = dataclasses.replace(cell.train, max_steps=8, checkpoint_every=1, validate_every=2,
+                              validation_dataset="tiny-test")
+    data = load(cell, cfg.dataset)
+    targets = training.Targets(data.qrels, "labels")
+
+    def planted():
+        values = iter([0.2, 0.5, 0.4, 0.1])  # rises then falls: step 4 is best
+        return lambda model: next(values)
+
+    def train(checkpoint_dir, validate):
+        model, tok = build_cross_encoder(cell.backbone, seed=0)
+        stats = training.train_model(model, tok, data, targets, get_objective("infonce"), cfg, seed=0,
+                                     use_token_type_ids=True, checkpoint_dir=checkpoint_dir, validate=validate)
+        return model, stats
+
+    reference, ref_stats = train(None, planted())
+    real_step, calls = training._step, []
+
+    def crash_at_sixth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # after 5 checkpointed steps and the validations at steps 2 and 4
+        return real_step(*args, **kwargs)
+
+    validate = planted()  # one sequence of values across the killed and the resumed run
+    monkeypatch.setattr(training, "_step", crash_at_sixth)
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "ckpt", validate)
+    monkeypatch.setattr(training, "_step", real_step)
+    resumed, stats = train(tmp_path / "ckpt", validate)
+    assert stats["resumed_from_step"] == 5 and stats["steps"] == 8
+    assert stats["validation"]["curve"] == ref_stats["validation"]["curve"] == [[2, 0.2], [4, 0.5], [6, 0.4],
+                                                                                 [8, 0.1]]
+    assert stats["validation"]["best_step"] == 4
+    for (name, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name  # both end on step 4's weights

@@ -1,6 +1,6 @@
 """Plots (matplotlib, Agg), each written as SVG (for the pages) and PNG beside it, readable without colour (markers,
 line styles, hatches, annotated values): quality vs latency with the Pareto frontier, a backbone × objective heatmap,
-the label-budget curve, per-dataset bars and each cell's training loss curve.
+the label-budget curve, per-dataset bars and each cell's training loss and validation curves.
 
 Every function returns the written file names (SVG first), or [] when the data does not warrant the plot."""
 
@@ -144,6 +144,24 @@ def loss_curve(points: list[list[float]], title: str, out: Path) -> list[str]:
     ax.plot(steps, losses, "k-", marker="o" if len(steps) < 40 else None, ms=3, lw=1)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("training loss")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    return _save(fig, out)
+
+
+def validation_curve(points: list[list[float]], best_step: int | None, measure: str, title: str,
+                     out: Path) -> list[str]:
+    """The validation measure against optimiser step, the kept (best) step marked; [] without points."""
+    if not points:
+        return []
+    steps, values = zip(*[(p[0], p[1]) for p in points])
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    ax.plot(steps, values, "k-", marker="o" if len(steps) < 40 else None, ms=3, lw=1)
+    if best_step is not None:
+        ax.plot([best_step], [dict(zip(steps, values))[best_step]], "r*", ms=11, label=f"kept: step {best_step}")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(f"validation {measure}")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, out)

@@ -1,5 +1,5 @@
 """The static site: the overview ``index.html``, one page per experiment (``<experiment>/index.html``) and one per
-cell (``<experiment>/<cell>.html``, with its loss curve beside it). An experiment's tables, exports and plots sit
+cell (``<experiment>/<cell>.html``, with its loss and validation curves beside it). An experiment's tables, exports and plots sit
 beside the overview (``<experiment>-...``). Links are relative, so the site works from ``file://``."""
 
 from __future__ import annotations
@@ -87,12 +87,17 @@ def _per_query(rec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[str, Any]:
-    """Everything the cell page shows; writes its training loss curve."""
+    """Everything the cell page shows; writes its training loss and validation curves."""
     page = cell_page(rec)
     curve = (rec.get("train") or {}).get("loss_curve") or []
+    validation = (rec.get("train") or {}).get("validation") or {}
     (out_dir / page).parent.mkdir(parents=True, exist_ok=True)
     stem = page.removesuffix(".html")
     loss = plots.loss_curve(curve, f"Training loss — {rec['cell_id']}", out_dir / f"{stem}-loss")
+    measure = str(validation.get("measure", ""))
+    val_plot = plots.validation_curve(validation.get("curve") or [], validation.get("best_step"), measure,
+                                      f"Validation on {validation.get('dataset')} — {rec['cell_id']}",
+                                      out_dir / f"{stem}-validation")
     metrics = [{"dataset": d, "values": [(k, _number(v)) for k, v in m.items() if not isinstance(v, dict)]
                 + [(f"{label} {k}", _number(v)) for label, part in REFERENCE_PARTS
                    for k, v in (m.get(part) or {}).items() if not isinstance(v, dict)]}
@@ -100,13 +105,16 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
     latency = [{"device": device, "values": [(k, _number(v)) for k, v in sorted(lat.items())
                                              if not isinstance(v, (dict, list))]}
                for device, lat in sorted((rec.get("latency") or {}).items()) if lat]
-    train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items()) if k != "loss_curve"]
+    train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items())
+             if k not in ("loss_curve", "validation")]
     error = rec.get("error") or {}
     return {"id": rec["cell_id"], "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
             "experiment_page": f"{slug(rec['experiment'])}/index.html", "config_hash": rec.get("config_hash", ""),
             "axes": [(k, str(v)) for k, v in (rec.get("axes") or {}).items()], "metrics": metrics,
             "per_query": _per_query(rec), "latency": latency, "train": train,
-            "loss_plot": loss[0] if loss else "", "config": json.dumps(rec.get("config"), indent=1, sort_keys=True),
+            "loss_plot": loss[0] if loss else "", "validation_plot": val_plot[0] if val_plot else "",
+            "validation": [(k, _number(v)) for k, v in sorted(validation.items()) if k != "curve"],
+            "config": json.dumps(rec.get("config"), indent=1, sort_keys=True),
             "provenance": json.dumps(rec.get("provenance"), indent=1, sort_keys=True),
             "error": {"type": str(error.get("type", "")), "message": str(error.get("message", "")),
                       "traceback": _traceback(results_dir, rec)} if rec.get("status") != "ok" else None}
