@@ -106,9 +106,13 @@ class EvalConfig:
     latency_queries: int = 10  # queries timed for latency (100 candidates each)
     latency_repeats: int = 3
     latency_warmup: int = 2
+    measures: tuple[str, ...] = ()  # ir_measures strings recorded on every dataset besides its row's measures
 
     def __post_init__(self) -> None:
+        from .evaluation import parse_measures
+
         _positive(self, "top_k", "batch_size", "latency_queries", "latency_repeats")
+        object.__setattr__(self, "measures", parse_measures(self.measures, "eval.measures"))
         if not self.datasets:
             raise BenchError("eval.datasets must name at least one dataset")
 

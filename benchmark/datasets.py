@@ -8,8 +8,14 @@ Sources (``LOADERS``, one function each):
   ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
 - ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
 
-First stage (``first_stage``): ``bm25`` (bm25s over the corpus, cached), ``scoreddocs`` (the run ir_datasets ships,
-e.g. the official BM25 top-1000 of TREC DL), ``run:<path>`` (a TREC run file), or ``file`` (the run in the directory).
+First stage (``first_stage``): ``bm25`` (bm25s over the corpus; an ir_datasets corpus is indexed once on disk and
+shared by every row over it, e.g. the 8.8M MS MARCO passages of TREC DL 19/20 and MS MARCO dev; runs are cached
+per row), ``scoreddocs`` (the run ir_datasets ships), ``run:<path>`` (a TREC run file, e.g. the SPLADE-v3 or
+ColBERTv2 top-1000 the papers rerank), or ``file`` (the run in the directory). Every first stage is cut to ``top_k``
+by :func:`benchmark.firststage.cut`, which never picks among tied scores by doc id and refuses an unranked list (the
+msmarco-passage scoreddocs: every score 0). ``first_stage_name`` labels the first stage for comparisons with
+published rows ("bm25", "splade-v3-distilbert", "colbertv2", ...); ``measures`` are the dataset's official measures
+(ir_measures strings) plus Judged@10.
 
 Long documents (``passages``): ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` splits each document
 into word windows of ``window`` words with ``stride`` overlap and scores a document by its best window (MaxP, Dai &
@@ -31,10 +37,23 @@ from .cache import cache_root
 from .cache import digest as _digest
 from .collection import Collection, Qrels, Run
 from .errors import BenchError
-from .firststage import bm25_run, read_trec_run
+from .evaluation import parse_measures
+from .firststage import bm25_index_run, bm25_run, build_bm25_index, cut, read_trec_run
 from .registry import Registry
 
 SOURCES = ("embedded", "ir_datasets", "beir-dir", "trec-dir")
+# Recorded unless a row names its own: nDCG@10 and RR@10 (what every row recorded so far) and Judged@10 (the share
+# of the top 10 that is judged: a reranker surfacing unjudged documents scores lower than it may deserve).
+DEFAULT_MEASURES = ("nDCG@10", "RR@10", "Judged@10")
+# ir_datasets' official measures of msmarco-passage/trec-dl-2019/judged and trec-dl-2020/judged (ir_datasets 0.6.3:
+# ir_datasets/docs/msmarco-passage.yaml, `official_measures`).
+TREC_DL_MEASURES = ("nDCG@10", "RR(rel=2)", "AP(rel=2)", "Judged@10")
+# msmarco-passage/dev/small: RR@10 (same file); nDCG@10 is the seed paper's table measure.
+MSMARCO_DEV_MEASURES = ("nDCG@10", "RR@10", "Judged@10")
+# lotte/*/test/{search,forum}: Success@5 (ir_datasets 0.6.3: ir_datasets/docs/lotte.yaml, `official_measures`).
+LOTTE_MEASURES = ("nDCG@10", "Success@5", "Judged@10")
+# BEIR: ir_datasets documents no official measure (ir_datasets/docs/beir.yaml); BEIR's tables report nDCG@10.
+BEIR_MEASURES = ("nDCG@10", "Judged@10")
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,9 @@ class DatasetSpec:
     path: str | None = None  # local directory (beir-dir / trec-dir)
     split: str | None = None  # embedded / trec-dir splits.json key, or BEIR qrels split
     first_stage: str = "bm25"  # bm25 | scoreddocs | file | run:<path>
-    top_k: int = 100
+    first_stage_name: str = ""  # label matched against published rows; "" = derived from first_stage
+    top_k: int = 100  # first-stage depth kept (the evaluation reranks eval.top_k of them)
+    measures: tuple[str, ...] = DEFAULT_MEASURES  # ir_measures strings; nDCG@10 is always added
     passages: str = "first"  # first (FirstP) | maxp
     window: int = 150  # MaxP window and stride, in words
     stride: int = 75
@@ -67,10 +88,18 @@ class DatasetSpec:
             raise BenchError(f"{where}: passages must be 'first' or 'maxp', got {self.passages!r}")
         if self.top_k <= 0 or self.window <= 0 or self.stride <= 0:
             raise BenchError(f"{where}: top_k, window and stride must be positive")
+        object.__setattr__(self, "measures", parse_measures(self.measures, f"{where} measures"))
+        if not self.first_stage_name:
+            object.__setattr__(self, "first_stage_name", _first_stage_label(self.first_stage))
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> DatasetSpec:
         return typed.build(cls, data, f"datasets.{name}", name=name)
+
+
+def _first_stage_label(first_stage: str) -> str:
+    """The default ``first_stage_name``: ``bm25``, ``scoreddocs``, ``file``, or ``run:<file stem>``."""
+    return f"run:{Path(first_stage[4:]).stem}" if first_stage.startswith("run:") else first_stage
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -81,14 +110,19 @@ def _add(name: str, source: str, **kw: Any) -> None:
 
 
 for _split in ("train", "dev", "test"):
-    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file",
+    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file", first_stage_name="bm25",
          description=f"embedded default collection, {_split} queries, bm25s top-100")
-_add("trec-dl-2019", "ir_datasets", id="msmarco-passage/trec-dl-2019/judged", first_stage="scoreddocs",
-     description="TREC DL 2019 passage, judged queries, official BM25 top-1000")
-_add("trec-dl-2020", "ir_datasets", id="msmarco-passage/trec-dl-2020/judged", first_stage="scoreddocs",
-     description="TREC DL 2020 passage, judged queries, official BM25 top-1000")
-_add("msmarco-dev", "ir_datasets", id="msmarco-passage/dev/small", first_stage="scoreddocs",
-     description="MS MARCO passage dev (small), official BM25 top-1000")
+# The official top-1000 that ir_datasets ships as these ids' scoreddocs is unranked (see benchmark.firststage), so
+# these rows rank with bm25s over the MS MARCO passage corpus. The seed paper reranks the naver/splade-v3-distilbert
+# top-1000 instead (xpmir/cross-encoders: src/Evaluation/cross-encoders_splade_top1000.yaml, `retrievers_hf_id`,
+# `retrieval.k: 1000`), Rank-DistiLLM the BM25 and ColBERTv2 top-100 (webis-de/rank-distillm: configs/re-rank.yaml,
+# `depth: 100`): give such a run as first_stage = "run:<path>" with its first_stage_name.
+_add("trec-dl-2019", "ir_datasets", id="msmarco-passage/trec-dl-2019/judged", measures=TREC_DL_MEASURES,
+     description="TREC DL 2019 passage, judged queries, bm25s top-100 over the MS MARCO passages")
+_add("trec-dl-2020", "ir_datasets", id="msmarco-passage/trec-dl-2020/judged", measures=TREC_DL_MEASURES,
+     description="TREC DL 2020 passage, judged queries, bm25s top-100 over the MS MARCO passages")
+_add("msmarco-dev", "ir_datasets", id="msmarco-passage/dev/small", measures=MSMARCO_DEV_MEASURES,
+     description="MS MARCO passage dev (small), bm25s top-100 over the MS MARCO passages")
 _add("msmarco-train", "ir_datasets", id="msmarco-passage/train/judged", first_stage="bm25",
      description="MS MARCO passage train, judged queries")
 _add("vaswani", "ir_datasets", id="vaswani", first_stage="bm25", description="Vaswani / NPL abstracts")
@@ -102,11 +136,11 @@ for _name, _id in [
     ("climate-fever", "beir/climate-fever"), ("quora", "beir/quora/test"), ("nq", "beir/nq"),
     ("hotpotqa", "beir/hotpotqa/test"), ("fever", "beir/fever/test"),
 ]:
-    _add(f"beir-{_name}", "ir_datasets", id=_id, description=f"BEIR {_name} (test)")
+    _add(f"beir-{_name}", "ir_datasets", id=_id, measures=BEIR_MEASURES, description=f"BEIR {_name} (test)")
 # LoTTE (Santhanam et al. 2022): five domains x search/forum queries, test split.
 for _domain in ("writing", "recreation", "science", "technology", "lifestyle"):
     for _kind in ("search", "forum"):
-        _add(f"lotte-{_domain}-{_kind}", "ir_datasets", id=f"lotte/{_domain}/test/{_kind}",
+        _add(f"lotte-{_domain}-{_kind}", "ir_datasets", id=f"lotte/{_domain}/test/{_kind}", measures=LOTTE_MEASURES,
              description=f"LoTTE {_domain} {_kind} queries (test)")
 
 
@@ -120,9 +154,6 @@ def _cache_dir() -> Path:
 
 def load_collection(spec: DatasetSpec) -> Collection:
     coll = LOADERS.get(spec.source)(spec)
-    if spec.max_queries:
-        keep = sorted(coll.queries)[:spec.max_queries]
-        coll.queries = {q: coll.queries[q] for q in keep}
     coll.qrels = {q: r for q, r in coll.qrels.items() if q in coll.queries}
     if not coll.qrels:
         raise BenchError(f"dataset {spec.name!r}: no qrels for its queries")
@@ -189,29 +220,61 @@ def _read_qrels(path: Path) -> Qrels:
     return qrels
 
 
-def _first_stage(spec: DatasetSpec, docs: Mapping[str, str], queries: dict[str, str], directory: Path | None,
-                 data_hash: str) -> Run:
+def _capped(spec: DatasetSpec, queries: dict[str, str]) -> dict[str, str]:
+    """The first ``max_queries`` queries (sorted ids), applied before the first stage so only they are retrieved."""
+    if not spec.max_queries:
+        return queries
+    return {q: queries[q] for q in sorted(queries)[:spec.max_queries]}
+
+
+def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, docs: Mapping[str, str] | None = None,
+                 directory: Path | None = None, irds: Any = None) -> Run:
+    """The row's first-stage run for ``queries``, cut to ``top_k``: the one place every first stage goes through."""
+    where = f"dataset {spec.name!r}"
     if spec.first_stage.startswith("run:"):
-        run = read_trec_run(spec.first_stage[4:], k=spec.top_k)
+        run = read_trec_run(spec.first_stage[4:])
     elif spec.first_stage == "file":
         files = sorted(directory.glob("run*.txt")) if directory else []
         if not files:
-            raise BenchError(f"dataset {spec.name!r}: first_stage = 'file' but no run*.txt in {directory}")
-        run = read_trec_run(files[0], k=spec.top_k)
-    elif spec.first_stage == "bm25":
-        cache = _cache_dir() / f"bm25-{spec.name}-{_digest(data_hash, spec.top_k)}.json"
-        if cache.exists():
-            run = json.loads(cache.read_text())
-        else:
-            from .results import atomic_write_text
-
-            run = bm25_run(docs, queries, k=spec.top_k)
-            atomic_write_text(cache, json.dumps(run))
+            raise BenchError(f"{where}: first_stage = 'file' but no run*.txt in {directory}")
+        run = read_trec_run(files[0])
+    elif spec.first_stage == "scoreddocs":
+        if irds is None:
+            raise BenchError(f"{where}: first_stage 'scoreddocs' needs an ir_datasets source")
+        if not irds.has_scoreddocs():
+            raise BenchError(f"{where}: {spec.id!r} ships no scoreddocs; use first_stage = 'bm25' or 'run:<path>'")
+        run = {}
+        for sd in _irds_call(spec, "scoreddocs", lambda: list(irds.scoreddocs_iter())):
+            if sd.query_id in queries:
+                run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
     else:
-        raise BenchError(f"dataset {spec.name!r}: first_stage 'scoreddocs' needs an ir_datasets source")
-    run = {q: r for q, r in run.items() if q in queries}
+        run = _bm25(spec, queries, data_hash, docs, irds)
+    run = cut({q: r for q, r in run.items() if q in queries}, spec.top_k, where)
     if not any(run.values()):
-        raise BenchError(f"dataset {spec.name!r}: the first-stage run has no candidates for its queries")
+        raise BenchError(f"{where}: the first-stage run has no candidates for its queries")
+    return run
+
+
+def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapping[str, str] | None,
+          irds: Any) -> Run:
+    """bm25s top-k, cached per row; an ir_datasets corpus is indexed once (on disk) for all rows sharing it."""
+    from .results import atomic_write_text
+
+    cache = _cache_dir() / f"bm25-{spec.name}-{_digest(data_hash, spec.top_k, sorted(queries))}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    if irds is None:
+        run = bm25_run(docs or {}, queries, k=spec.top_k)
+    else:
+        import ir_datasets
+
+        corpus = ir_datasets.docs_parent_id(spec.id)
+        index = cache_root() / "bm25-index" / f"{corpus.replace('/', '_')}-{_digest(corpus)}"
+        if not (index / "doc_ids.json").is_file():
+            _irds_call(spec, "documents", lambda: build_bm25_index(
+                ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index))
+        run = bm25_index_run(index, queries, k=spec.top_k)
+    atomic_write_text(cache, json.dumps(run))
     return run
 
 
@@ -251,8 +314,9 @@ def _trec_dir(spec: DatasetSpec, directory: Path | None = None) -> Collection:
     docs = _JsonlDocs(d / "docs.jsonl", "doc_id") if (d / "docs.jsonl").is_file() else None
     if docs is None:
         raise BenchError(f"dataset {spec.name!r}: missing {d / 'docs.jsonl'}")
+    queries = _capped(spec, queries)
     data_hash = _hash_files(d / "docs.jsonl", qpath, d / "qrels.txt", d / "splits.json")
-    run = _first_stage(spec, docs, queries, d, data_hash)
+    run = _first_stage(spec, queries, data_hash, docs=docs, directory=d)
     return Collection(spec.name, queries, docs, _read_qrels(d / "qrels.txt"), run,
                       meta={"source": spec.source, "path": str(d), "split": spec.split,
                             "first_stage": spec.first_stage, "top_k": spec.top_k,
@@ -282,10 +346,10 @@ def _beir_dir(spec: DatasetSpec) -> Collection:
             except (ValueError, KeyError):
                 raise BenchError(f"{qpath}:{lineno}: expected a JSON object with '_id' and 'text'") from None
     qrels = _read_qrels(d / "qrels" / f"{split}.tsv")
-    queries = {q: t for q, t in queries.items() if q in qrels}
+    queries = _capped(spec, {q: t for q, t in queries.items() if q in qrels})
     docs = _JsonlDocs(d / "corpus.jsonl", "_id")
     data_hash = _hash_files(d / "corpus.jsonl", qpath, d / "qrels" / f"{split}.tsv")
-    run = _first_stage(spec, docs, queries, d, data_hash)
+    run = _first_stage(spec, queries, data_hash, docs=docs, directory=d)
     return Collection(spec.name, queries, docs, qrels, run,
                       meta={"source": spec.source, "path": str(d), "split": split, "first_stage": spec.first_stage,
                             "top_k": spec.top_k, "hash": _digest(data_hash, split, spec.first_stage, spec.top_k)})
@@ -345,27 +409,13 @@ def _ir_datasets(spec: DatasetSpec) -> Collection:
     qrels: Qrels = {}
     for qrel in _irds_call(spec, "qrels", lambda: list(ds.qrels_iter())):
         qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
-    queries = {q: t for q, t in queries.items() if q in qrels}
+    queries = _capped(spec, {q: t for q, t in queries.items() if q in qrels})
     docs = _irds_call(spec, "documents", lambda: _DocstoreDocs(ds, ds.docs_store()))
     data_hash = _digest(spec.id, len(queries), sum(len(r) for r in qrels.values()))
-    if spec.first_stage == "scoreddocs":
-        if not ds.has_scoreddocs():
-            raise BenchError(f"dataset {spec.name!r}: {spec.id!r} ships no scoreddocs; use first_stage = 'bm25'")
-        run: Run = {}
-        for sd in _irds_call(spec, "scoreddocs", lambda: list(ds.scoreddocs_iter())):
-            if sd.query_id in queries:
-                run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
-        run = {q: dict(sorted(r.items(), key=lambda kv: (-kv[1], kv[0]))[:spec.top_k]) for q, r in run.items()}
-    else:
-        run = _irds_call(spec, "documents", lambda: _first_stage(spec, _materialise(ds), queries, None, data_hash))
+    run = _first_stage(spec, queries, data_hash, irds=ds)
     return Collection(spec.name, queries, docs, qrels, run,
                       meta={"source": spec.source, "ir_datasets_id": spec.id, "first_stage": spec.first_stage,
                             "top_k": spec.top_k, "hash": _digest(data_hash, spec.first_stage, spec.top_k)})
-
-
-def _materialise(ds: Any) -> dict[str, str]:
-    """All documents as text, for indexing with BM25 (only for first_stage = 'bm25')."""
-    return {d.doc_id: d.default_text() for d in ds.docs_iter()}
 
 
 # ---- long documents -------------------------------------------------------------------------------------------------

@@ -68,10 +68,24 @@ def needs(cell: CellConfig) -> list[str]:
     return models + data
 
 
+def evaluation_protocol(cell: CellConfig) -> list[str]:
+    """Per eval dataset: its first stage (label and source), first-stage depth, rerank depth and measures."""
+    from .evaluation import dataset_measures
+
+    lines = []
+    for name in cell.eval.datasets:
+        spec = cell.datasets[name]
+        label = spec.first_stage_name + ("" if spec.first_stage_name == spec.first_stage else f" ({spec.first_stage})")
+        lines.append(f"{name}: first stage {label} top-{spec.top_k}, rerank top-{cell.eval.top_k}, "
+                     f"measures {' '.join(dataset_measures(spec.measures, cell.eval.measures))}")
+    return lines
+
+
 def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str] | None = None) -> str:
     cells, _ = select_cells(experiment, results_dir, force=True, only=only)
     lines = [f"grid {experiment.name}: {len(cells)} cell(s)"]
     total = 0.0
+    shown: list[str] = []
     for i, cell in enumerate(cells, 1):
         hours = estimate_gpu_hours(cell)
         total += hours
@@ -81,6 +95,10 @@ def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str
         if cell.train.validate_every:
             shape += f", {validations(cell, steps)} validations"
         lines.append(f"{i:4d}. [{state}] {cell.cell_id}  ~{hours:.2f} GPU-h ({shape})  needs: {', '.join(needs(cell))}")
+        protocol = evaluation_protocol(cell)
+        if protocol != shown:  # printed once per distinct evaluation protocol, not per cell
+            lines.extend(f"        eval {line}" for line in protocol)
+            shown = protocol
     lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T validation and evaluation FLOPs at "
                  f"{GPU_FLOPS/1e12:.0f} TFLOP/s sustained)")
     return "\n".join(lines)

@@ -1,4 +1,9 @@
-"""Effectiveness with ir_measures: aggregate and per-query values of the reranked and first-stage runs."""
+"""Effectiveness with ir_measures: aggregate and per-query values of the reranked and first-stage runs.
+
+Each dataset row names its measures as ir_measures strings (``DatasetSpec.measures``: the dataset's official
+measures plus Judged@10); ``eval.measures`` adds measures to every dataset. nDCG@10 is always measured: it is the
+key of the report's main table.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,44 @@ import ir_measures
 from .collection import Qrels, Run
 from .errors import BenchError
 
-MEASURES = ("nDCG@10", "RR@10")  # MRR@10 is ir_measures' RR@10
-FIRST_STAGE_MEASURES = ("nDCG@10", "RR@10", "R@100")
+MAIN_MEASURE = "nDCG@10"
+MEASURES = (MAIN_MEASURE, "RR@10")  # MRR@10 is ir_measures' RR@10
+FIRST_STAGE_RECALL = "R@100"  # recorded for the first stage besides the dataset's measures
+
+
+def parse_measures(measures: Iterable[str], where: str) -> tuple[str, ...]:
+    """The measures as ir_measures writes them; an unparsable one is named in a one-line error."""
+    out = []
+    for m in measures:
+        try:
+            out.append(str(ir_measures.parse_measure(m)))
+        except (ValueError, NameError, TypeError, AttributeError, SyntaxError):
+            raise BenchError(f"{where}: {m!r} is not an ir_measures measure (e.g. 'nDCG@10', 'RR(rel=2)', "
+                             f"'AP(rel=2)', 'Judged@10')") from None
+    return tuple(out)
+
+
+def dataset_measures(row_measures: Iterable[str], extra: Iterable[str] = ()) -> tuple[str, ...]:
+    """nDCG@10, then the row's measures, then ``eval.measures``, each once."""
+    return tuple(dict.fromkeys((MAIN_MEASURE, *row_measures, *extra)))
 
 
 def evaluate(run: Run, qrels: Qrels, measures: Iterable[str] = MEASURES, *, name: str = "run"
              ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """(aggregate, per-query) values; only queries that have qrels count, as in trec_eval."""
+    """(aggregate, per-query) values keyed by the measure strings as given; only queries with qrels count."""
     judged = {q: docs for q, docs in qrels.items() if docs}
     if not judged:
         raise BenchError(f"{name}: no qrels to evaluate against")
     run = {q: docs for q, docs in run.items() if q in judged}
     if not any(run.values()):
         raise BenchError(f"{name}: the run has no candidates for any judged query")
-    parsed = [ir_measures.parse_measure(m) for m in measures]
-    aggregate = {str(m): float(v) for m, v in ir_measures.calc_aggregate(parsed, judged, run).items()}
-    per_query: dict[str, dict[str, float]] = {str(m): {} for m in parsed}
-    for metric in ir_measures.iter_calc(parsed, judged, run):
-        per_query[str(metric.measure)][metric.query_id] = float(metric.value)
+    names = list(dict.fromkeys(measures))
+    parsed = {ir_measures.parse_measure(m): m for m in names}
+    values = ir_measures.calc_aggregate(list(parsed), judged, run)
+    aggregate = {name: float(values[m]) for m, name in parsed.items()}  # in the order given
+    per_query: dict[str, dict[str, float]] = {m: {} for m in names}
+    for metric in ir_measures.iter_calc(list(parsed), judged, run):
+        per_query[parsed[metric.measure]][metric.query_id] = float(metric.value)
     return aggregate, per_query
 
 

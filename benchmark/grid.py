@@ -45,7 +45,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
     """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
     from .backbones import build_cross_encoder
     from .datasets import fold_passages
-    from .evaluation import FIRST_STAGE_MEASURES, MEASURES, evaluate
+    from .evaluation import FIRST_STAGE_RECALL, dataset_measures, evaluate
+    from .firststage import cut
     from .hardware import git_sha, hardware_info, library_versions
     from .inference import Reranker
     from .objectives import get_objective
@@ -85,19 +86,27 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
     metrics, per_query = {}, {}
     latency_lists = None
     for name in cell.eval.datasets:
-        data = load(cell, name)
+        data, spec = load(cell, name), cell.datasets[name]
         qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
         if not qids:
             raise BenchError(f"eval dataset {name!r}: no query has both qrels and first-stage candidates")
+        # The rerank depth goes through the same tie-safe cut as the first stage's own depth.
+        candidates = cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}")
+        view = dataclasses.replace(data, run=candidates)
+        measures = dataset_measures(spec.measures, cell.eval.measures)
         first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
-        reranked = fold_passages(reranker.rerank(data, qids, k=cell.eval.top_k), data)
-        agg, per_q = evaluate(reranked, data.qrels, MEASURES, name=name)
-        fs_agg, _ = evaluate(first, data.qrels, FIRST_STAGE_MEASURES, name=f"{name} first stage")
-        metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids),
-                         **reference_metrics(cell, ctx, data, qids)}
+        reranked = fold_passages(reranker.rerank(view, qids, k=None), data)
+        agg, per_q = evaluate(reranked, data.qrels, measures, name=name)
+        fs_agg, _ = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)),
+                             name=f"{name} first stage")
+        sizes = [len(c) for c in candidates.values()]
+        metrics[name] = {**agg, "first_stage": fs_agg, "n_queries": len(qids), "first_stage_info": {
+            "name": spec.first_stage_name, "first_stage": spec.first_stage, "depth": spec.top_k,
+            "rerank_depth": cell.eval.top_k, "reranked_max": max(sizes), "reranked_mean": sum(sizes) / len(sizes),
+            "measures": list(measures)}, **reference_metrics(cell, ctx, view, qids)}
         per_query[name] = per_q
         if latency_lists is None:  # latency on the same candidate lists as quality
-            latency_lists = [(data.queries[q], [data.docs[d] for d in data.ranked(q, cell.eval.top_k)])
+            latency_lists = [(data.queries[q], [data.docs[d] for d in view.ranked(q)])
                              for q in qids[:cell.eval.latency_queries]]
     latency = measure_all_latency(model, tokenizer, cell, latency_lists or [])
     return {
@@ -110,14 +119,14 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
 
 
 def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) -> dict[str, Any]:
-    """What a student is read against on one eval set: its candidates in random order (``random_order``) and, for a
-    model teacher, the teacher's own reranking of the same candidates (``teacher``: its measures and per-query
-    values)."""
+    """What a student is read against on one eval set (``data`` holds the candidates it reranks): those candidates in
+    random order (``random_order``) and, for a model teacher, the teacher's own reranking of them (``teacher``: its
+    measures and per-query values)."""
     from .datasets import fold_passages
     from .evaluation import MEASURES, evaluate, random_order
     from .teachers import teacher_run
 
-    candidates = {q: data.ranked(q, cell.eval.top_k) for q in qids}
+    candidates = {q: data.ranked(q) for q in qids}
     out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),
                                                         name=data.name)}
     run = teacher_run(cell.teacher, ctx, data, candidates)
@@ -263,7 +272,7 @@ def describe(record: dict[str, Any], i: int, n: int) -> str:
     axes = " · ".join(str(v) for v in record["axes"].values())
     if record["status"] != "ok":
         return f"[{i}/{n}] {axes}: FAILED: {record['error']['message']}"
-    parts = [f"{name} nDCG@10 {m['nDCG@10']:.3f} (BM25 {m['first_stage']['nDCG@10']:.3f})"
+    parts = [f"{name} nDCG@10 {m['nDCG@10']:.3f} ({m['first_stage_info']['name']} {m['first_stage']['nDCG@10']:.3f})"
              for name, m in record["metrics"].items()]
     cpu = record["latency"]["cpu"]
     return f"[{i}/{n}] {axes}: {'; '.join(parts)}; CPU p50 {cpu['p50_ms']:.1f} ms/query; train {record['train']['seconds']:.0f} s"

@@ -51,5 +51,11 @@ def test_paper_grid_dry_run_offline(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "grid paper: 20 cell(s)" and sum("[todo]" in line for line in out) == 20
     assert any("margin-mse__hofstaetter-ensemble" in line and "bert_cat_ensemble" in line for line in out)
-    assert all("trec-dl-2019=msmarco-passage/trec-dl-2019/judged" in line for line in out[1:21])
+    cells = [line for line in out if "[todo]" in line]
+    assert all("trec-dl-2019=msmarco-passage/trec-dl-2019/judged" in line for line in cells)
+    # every evaluation set's first stage, depths and measures (listed once: all cells share them)
+    assert ("        eval trec-dl-2019: first stage bm25 top-100, rerank top-100, measures nDCG@10 RR(rel=2) AP(rel=2) "
+            "Judged@10") in out
+    assert "        eval msmarco-dev: first stage bm25 top-100, rerank top-100, measures nDCG@10 RR@10 Judged@10" in out
+    assert sum(line.startswith("        eval ") for line in out) == 22
     assert out[-1].startswith("total ~") and "GPU-h" in out[-1]

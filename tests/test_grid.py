@@ -43,6 +43,11 @@ def test_every_cell_has_an_ok_record(tiny_run):
         assert 0 <= m["nDCG@10"] <= 1 and 0 <= m["RR@10"] <= 1 and m["n_queries"] == 8
         assert set(rec["per_query"]["tiny-test"]["nDCG@10"]) == set(load_q("tiny-test", exp))
         assert m["first_stage"]["R@100"] > 0
+        assert m["first_stage_info"] == {"name": "file", "first_stage": "file", "depth": 20, "rerank_depth": 20,
+                                         "reranked_max": m["first_stage_info"]["reranked_max"],
+                                         "reranked_mean": m["first_stage_info"]["reranked_mean"],
+                                         "measures": ["nDCG@10", "RR@10", "Judged@10"]}
+        assert m["first_stage_info"]["reranked_max"] >= 20 and 0 < m["Judged@10"] <= 1
         cpu = rec["latency"]["cpu"]
         assert cpu["p50_ms"] > 0 and cpu["p95_ms"] >= cpu["p50_ms"] and cpu["pairs_per_s"] > 0
         prov = rec["provenance"]

@@ -26,7 +26,11 @@ def _record(backbone, objective, teacher, seed, per_query, p50, *, experiment="f
         "config_hash": "0" * 64, "axes": axes,
         "config": {"note": "<script>alert('x')</script>", "train": {"max_queries": budget}},
         "metrics": {d: {"nDCG@10": float(np.mean(list(s.values()))), "RR@10": 0.5, "n_queries": len(s),
-                        "first_stage": {"nDCG@10": 0.45, "R@100": 0.9}} for d, s in scores.items()},
+                        "first_stage": {"nDCG@10": 0.45, "R@100": 0.9},
+                        "first_stage_info": {"name": "bm25", "first_stage": "file", "depth": 100, "rerank_depth": 100,
+                                             "reranked_max": 100, "reranked_mean": 100.0,
+                                             "measures": ["nDCG@10", "RR@10", "Judged@10"]}}
+                    for d, s in scores.items()},
         "per_query": {d: {"nDCG@10": s, "RR@10": s} for d, s in scores.items()},
         "latency": {"cpu": {"p50_ms": p50, "p95_ms": p50 * 1.2, "pairs_per_s": 100000 / p50, "peak_rss_mb": 900,
                             "efficiency": 0.25, "flops_per_pair": 2e9},
@@ -107,6 +111,13 @@ def test_tables_hold_every_cells_mean_and_best_marks(site):
     # only the BCE column holds two backbones; a column with a single value gets no mark
     assert len(best) == 1 and best[0].startswith("0.4") and " ± " in best[0]  # bert-tiny's BCE, 3 seeds
     assert len(second) == 1 and second[0].startswith("0.3")  # electra-tiny's BCE, below bert-tiny's
+
+
+def test_captions_name_first_stage_depth_and_measures(site):
+    root, _ = site
+    protocol = "embedded-test: first stage bm25 top-100, reranked top-100; measures nDCG@10, RR@10, Judged@10"
+    assert protocol in _table(_page(root), "main-fx")
+    assert protocol.split(": ", 1)[1] in _table(_page(root), "ndcg-fx-embedded-test")
 
 
 def test_significance_marks_planted_difference_only(site):

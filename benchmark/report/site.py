@@ -120,6 +120,21 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
                       "traceback": _traceback(results_dir, rec)} if rec.get("status") != "ok" else None}
 
 
+def protocols(recs: list[dict[str, Any]]) -> dict[str, str]:
+    """Per eval dataset, the first stage, depths and measures its cells ran with (distinct ones joined by " / ")."""
+    seen: dict[str, list[str]] = {}
+    for rec in recs:
+        for dataset, m in (rec.get("metrics") or {}).items():
+            info = m.get("first_stage_info")
+            if rec.get("status") == "ok" and info:
+                text = (f"first stage {info['name']} top-{info['depth']}, reranked top-{info['rerank_depth']}; "
+                        f"measures {', '.join(info['measures'])}")
+                seen.setdefault(dataset, [])
+                if text not in seen[dataset]:
+                    seen[dataset].append(text)
+    return {d: " / ".join(texts) for d, texts in sorted(seen.items())}
+
+
 def _main(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
           references: dict[tuple[str, ...], list[Reference]]) -> dict[str, Any]:
     table = main_table(part)
@@ -172,11 +187,12 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
     exp: dict[str, Any] = {"name": name, "page": f"{slug(name)}/index.html", "n": len(recs),
                            "n_ok": sum(r.get("status") == "ok" for r in recs), "cells": cells,
                            "failures": [c for c in cells if c["status"] != "ok"],
-                           "main": None, "tables": [], "latency": None}
+                           "main": None, "tables": [], "latency": None, "protocols": {}}
     if part.empty:
         return exp
     exp["main"] = _main(name, part, recs, out_dir, references)
     exp["tables"] = _dataset_tables(name, part, recs, out_dir, baselines)
+    exp["protocols"] = protocols(recs)
     lat = latency_table(part)
     if lat.columns.empty:
         return exp
