@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import CellConfig, Experiment
-from .grid import is_done, select_cells
+from .grid import cell_state, select_cells
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
 # Sources: ir_datasets documentation pages of each id.
@@ -48,7 +48,7 @@ def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str
     for i, cell in enumerate(cells, 1):
         hours = estimate_gpu_hours(cell)
         total += hours
-        state = "done" if is_done(results_dir, cell) else "todo"
+        state = cell_state(results_dir, cell)[0]
         lines.append(f"{i:4d}. [{state}] {cell.cell_id}  ~{hours:.2f} GPU-h  needs: {', '.join(needs(cell))}")
     lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T scoring FLOPs at {GPU_FLOPS/1e12:.0f}"
                  " TFLOP/s sustained)")
