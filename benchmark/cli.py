@@ -75,19 +75,18 @@ def _report(results: Path, out: Path, **options) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
-    from .grid import check_inputs, check_writable, run_grid
+    from .grid import check_inputs, run_grid
     from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
     only = _parse_only(args.only)
-    check_inputs(experiment)
     if args.dry_run:
         from .dryrun import describe_grid
 
+        check_inputs(experiment)
         print(describe_grid(experiment, Path(args.results), only=only))
         return 0
     results = Path(args.results)
-    check_writable(results, experiment)
     if not args.no_report:
         check_out_dir(Path(args.reports))
     print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {results}/{experiment.name}/")

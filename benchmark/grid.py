@@ -255,6 +255,17 @@ def check_inputs(experiment: Experiment) -> None:
             raise BenchError(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist")
 
 
+def check_data(experiment: Experiment) -> None:
+    """Every local dataset the grid reads loads (its files parse: encoding, duplicate ids, malformed lines), so a
+    defect in them is one line before any cell trains; the collections stay cached for the cells."""
+    seen = set()
+    for cell in experiment.cells:
+        for name, spec in cell.datasets.items():
+            if spec.source in LOCAL_SOURCES and name not in seen:
+                seen.add(name)
+                load(cell, name)
+
+
 def check_writable(results_dir: Path, experiment: Experiment) -> None:
     """The experiment's results directory can hold a record, checked before any work (a file in the way, no
     permission, a full disk), so no trained cell is lost to it."""
@@ -262,14 +273,15 @@ def check_writable(results_dir: Path, experiment: Experiment) -> None:
     probe = directory / f".write-probe-{secrets.token_hex(6)}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        with open(probe, "wb") as fh:
-            fh.write(b"\0" * 65536)  # a full disk accepts an empty file
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 65536)  # a full disk accepts an empty file
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as err:
         raise BenchError(f"results directory {str(results_dir)!r} is not writable: {err.strerror or err}") from None
-    finally:
-        probe.unlink(missing_ok=True)
 
 
 @dataclass
@@ -303,6 +315,7 @@ def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "loca
     from .executors import get_executor
 
     check_inputs(experiment)
+    check_data(experiment)
     check_writable(results_dir, experiment)
     todo, done = select_cells(experiment, results_dir, force=force, only=only)
     summary = GridSummary(skipped=done)

@@ -45,6 +45,7 @@ from .paths import safe_name, within
 
 SCHEMA_VERSION = 1
 FAILED_RERUN = ".failed.json"
+REQUIRED_AXES = ("backbone", "objective", "teacher", "seed")  # every grid cell has them; reports group by them
 
 
 def record_path(results_dir: Path, experiment: str, cell_id: str, suffix: str = ".json") -> Path:
@@ -92,6 +93,9 @@ def record_problem(rec: Any) -> str | None:
                       ("axes", dict), ("config", dict)):
         if not isinstance(rec.get(key), kind):
             return f"field {key!r} missing or not a {kind.__name__}"
+    missing = [axis for axis in REQUIRED_AXES if axis not in rec["axes"]]
+    if missing:
+        return f"axes lack {', '.join(missing)}"
     if rec["status"] == "failed":
         err = rec.get("error")
         return None if isinstance(err, dict) and isinstance(err.get("message"), str) else "failed without an error"
