@@ -8,13 +8,13 @@ from pathlib import Path
 
 from .errors import BenchError
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+|\.{2,}")  # also '..', so a path-like name reads as words, not steps up
 
 
 def safe_name(text: str, limit: int = 40) -> str:
-    """``text`` as one path component: runs of other characters become ``-``, no leading dot (so never ``.`` or
-    ``..`` or a hidden file), no separator, at most ``limit`` characters."""
-    return _UNSAFE.sub("-", str(text)).lstrip(".-")[:limit].rstrip("-")
+    """``text`` as one path component: letters, digits and ``_ . = -``; any other run of characters (and ``..``)
+    becomes one ``-``; no leading dot (so never ``.``, ``..`` or a hidden file), at most ``limit`` characters."""
+    return re.sub("-{2,}", "-", _UNSAFE.sub("-", str(text))).lstrip(".-")[:limit].rstrip("-")
 
 
 def within(root: Path, path: Path) -> Path:
