@@ -68,35 +68,40 @@ def main(argv: list[str] | None = None) -> int:
 def _report(results: Path, out: Path, **options) -> int:
     from .report import render_report
 
-    index = render_report(results, out, **options)
+    index = render_report(results, out, warn=lambda line: print(f"report: {line}", file=sys.stderr), **options)
     print(f"report: {index.resolve()}")
     return 0
 
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
-    from .grid import run_grid
+    from .grid import check_inputs, run_grid
+    from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
     only = _parse_only(args.only)
     if args.dry_run:
         from .dryrun import describe_grid
 
+        check_inputs(experiment)
         print(describe_grid(experiment, Path(args.results), only=only))
         return 0
     results = Path(args.results)
+    if not args.no_report:
+        check_out_dir(Path(args.reports))
     print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {results}/{experiment.name}/")
     start = time.perf_counter()
     options = {"address": args.address} if args.address else {}
     summary = run_grid(experiment, results, executor=args.executor, force=args.force, only=only,
                        executor_options=options)
-    print(f"{len(summary.ran)} cell(s) ran, {len(summary.skipped)} skipped, {len(summary.failures)} failed "
+    blocked = f", {len(summary.blocked)} not run (a foreign file holds their record)" if summary.blocked else ""
+    print(f"{len(summary.ran)} cell(s) ran, {len(summary.skipped)} skipped, {len(summary.failures)} failed{blocked} "
           f"in {time.perf_counter() - start:.0f} s")
     for rec in summary.failures:
         print(f"  failed: {rec['cell_id']}: {rec['error']['message']}")
     if not args.no_report:
         _report(results, Path(args.reports), **_report_options(experiment))
-    return 1 if summary.failures else 0
+    return 1 if summary.failures or summary.blocked else 0
 
 
 def _report_options(experiment) -> dict:

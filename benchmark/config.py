@@ -13,8 +13,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,9 @@ from . import typed
 from .backbones import BACKBONES, BackboneSpec
 from .datasets import DATASETS, DatasetSpec
 from .errors import BenchError
+from .inputs import read_toml
 from .objectives import OBJECTIVES
+from .paths import safe_name
 from .registry import Registry
 from .teachers import TEACHERS, TeacherSpec
 
@@ -157,12 +157,8 @@ class CellConfig:
 
     @property
     def cell_id(self) -> str:
-        readable = "__".join(_slug(f"{v}") for k, v in self.axes.items())
+        readable = "__".join(safe_name(v) for v in self.axes.values())
         return f"{readable}__{self.config_hash[:10]}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.=-]+", "-", text).strip("-")[:40]
 
 
 @dataclass(frozen=True)
@@ -201,16 +197,7 @@ class _Rows:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise BenchError(f"cannot read grid file {str(path)!r}: {err.strerror}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise BenchError(f"{path}: malformed TOML: {err}") from None
-    return parse_experiment(doc, source=str(path))
+    return parse_experiment(read_toml(path), source=str(path))
 
 
 def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experiment:
@@ -221,8 +208,9 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"].strip():
         raise BenchError("[experiment] needs a name, e.g. name = \"default\"")
     name = meta["name"]
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_' and '-'")
+    if safe_name(name, limit=100) != name:  # it names the results subdirectory: no '..', '/', leading dot
+        raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_', '=' and '-' "
+                         f"and may not start with '.' (try {safe_name(name, limit=100) or 'default'!r})")
     rows = _Rows(doc)
     axes = _axes(doc.get("grid", {}))
     report = doc.get("report", {})

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import typed
-from .cache import cache_root
+from . import inputs, typed
+from .cache import cache_file, cache_root
 from .cache import digest as _digest
 from .collection import Collection, Qrels, Run
 from .errors import BenchError
@@ -148,10 +148,6 @@ def get_dataset(name: str) -> DatasetSpec:
     return DATASETS.get(name)
 
 
-def _cache_dir() -> Path:
-    return cache_root() / "runs"
-
-
 def load_collection(spec: DatasetSpec) -> Collection:
     coll = LOADERS.get(spec.source)(spec)
     coll.qrels = {q: r for q, r in coll.qrels.items() if q in coll.queries}
@@ -172,17 +168,13 @@ class _JsonlDocs(Mapping[str, str]):
     """docid -> text from a JSONL corpus (title + text joined, as BEIR does)."""
 
     def __init__(self, path: Path, id_key: str) -> None:
-        self._docs: dict[str, str] = {}
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                    did = str(row[id_key])
-                except (ValueError, KeyError):
-                    raise BenchError(f"{path}:{lineno}: expected a JSON object with {id_key!r} and 'text'") from None
-                self._docs[did] = " ".join(t for t in (row.get("title"), row.get("text")) if t)
+        def rows() -> Iterator[tuple[int, str, str]]:
+            for lineno, row in inputs.json_lines(path, "corpus"):
+                if not isinstance(row, dict) or id_key not in row:
+                    raise BenchError(f"{path}:{lineno}: expected a JSON object with {id_key!r} and 'text'")
+                yield lineno, str(row[id_key]), " ".join(t for t in (row.get("title"), row.get("text")) if t)
+
+        self._docs = inputs.unique(rows(), path, "doc id")
 
     def __getitem__(self, key: str) -> str:
         return self._docs[key]
@@ -201,20 +193,29 @@ def _read_qrels(path: Path) -> Qrels:
     if not path.is_file():
         raise BenchError(f"qrels file {str(path)!r} does not exist")
     qrels: Qrels = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if lines and lines[0].lower().startswith("query-id"):
-        for lineno, line in enumerate(lines[1:], 2):
+    lines = list(inputs.lines(path, "qrels"))
+    if lines and lines[0][1].lower().startswith("query-id"):
+        pairs = []
+        for lineno, line in lines[1:]:
             parts = line.split("\t")
             if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
                 raise BenchError(f"{path}:{lineno}: expected query-id<TAB>corpus-id<TAB>score")
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+            pairs.append((lineno, parts[0], parts[1], int(parts[2])))
     else:
-        for lineno, line in enumerate(lines, 1):
+        for lineno, line in lines:
             parts = line.split()
-            if parts and (len(parts) != 4 or not parts[3].lstrip("-").isdigit()):
+            if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
                 raise BenchError(f"{path}:{lineno}: not a TREC qrels line (qid iter docid grade)")
-        for q in ir_measures.read_trec_qrels(str(path)):
-            qrels.setdefault(q.query_id, {})[q.doc_id] = int(q.relevance)
+        parsed = ir_measures.read_trec_qrels("".join(f"{line}\n" for _, line in lines) + "\n")
+        pairs = [(lineno, q.query_id, q.doc_id, int(q.relevance)) for (lineno, _), q in zip(lines, parsed)]
+    first: dict[tuple[str, str], int] = {}
+    for lineno, q, d, g in pairs:
+        # A pair judged twice with different grades is ambiguous: neither grade can be taken silently.
+        if qrels.get(q, {}).get(d, g) != g:
+            raise BenchError(f"{path}:{lineno}: query {q!r} document {d!r} judged {g} here and "
+                             f"{qrels[q][d]} on line {first[q, d]}")
+        first.setdefault((q, d), lineno)
+        qrels.setdefault(q, {})[d] = g
     if not qrels:
         raise BenchError(f"qrels file {str(path)!r} is empty")
     return qrels
@@ -260,7 +261,7 @@ def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapp
     """bm25s top-k, cached per row; an ir_datasets corpus is indexed once (on disk) for all rows sharing it."""
     from .results import atomic_write_text
 
-    cache = _cache_dir() / f"bm25-{spec.name}-{_digest(data_hash, spec.top_k, sorted(queries))}.json"
+    cache = cache_file("runs", f"bm25-{spec.name}", _digest(data_hash, spec.top_k, sorted(queries)), ".json")
     if cache.exists():
         return json.loads(cache.read_text())
     if irds is None:
@@ -269,12 +270,12 @@ def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapp
         import ir_datasets
 
         corpus = ir_datasets.docs_parent_id(spec.id)
-        index = cache_root() / "bm25-index" / f"{corpus.replace('/', '_')}-{_digest(corpus)}"
+        index = cache_file("bm25-index", corpus, _digest(corpus), "")
         if not (index / "doc_ids.json").is_file():
             _irds_call(spec, "documents", lambda: build_bm25_index(
                 ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index))
         run = bm25_index_run(index, queries, k=spec.top_k)
-    atomic_write_text(cache, json.dumps(run))
+    atomic_write_text(cache, json.dumps(run), cache_root())
     return run
 
 
@@ -296,18 +297,24 @@ def _hash_files(*paths: Path) -> str:
 @LOADERS.register("trec-dir")
 def _trec_dir(spec: DatasetSpec, directory: Path | None = None) -> Collection:
     d = directory or _dir(spec)
-    queries: dict[str, str] = {}
     qpath = d / "queries.tsv"
     if not qpath.is_file():
         raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
-    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
+
+    def query_rows() -> Iterator[tuple[int, str, str]]:
+        for lineno, line in inputs.lines(qpath, "queries"):
             qid, sep, text = line.partition("\t")
             if not sep:
                 raise BenchError(f"{qpath}:{lineno}: expected qid<TAB>text")
-            queries[qid] = text
+            yield lineno, qid, text
+
+    queries = inputs.unique(query_rows(), qpath, "query id")
     if spec.split:
-        splits = json.loads((d / "splits.json").read_text()) if (d / "splits.json").is_file() else {}
+        spath = d / "splits.json"
+        try:
+            splits = json.loads(inputs.read_text(spath, "splits file")) if spath.is_file() else {}
+        except ValueError as err:
+            raise BenchError(f"{spath}: not valid JSON ({err})") from None
         if spec.split not in splits:
             raise BenchError(f"dataset {spec.name!r}: split {spec.split!r} not in {d / 'splits.json'}")
         queries = {q: queries[q] for q in splits[spec.split]}
@@ -334,17 +341,17 @@ def _embedded(spec: DatasetSpec) -> Collection:
 def _beir_dir(spec: DatasetSpec) -> Collection:
     d = _dir(spec)
     split = spec.split or "test"
-    queries: dict[str, str] = {}
     qpath = d / "queries.jsonl"
     if not qpath.is_file():
         raise BenchError(f"dataset {spec.name!r}: missing {qpath}")
-    for lineno, line in enumerate(qpath.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                queries[str(row["_id"])] = row["text"]
-            except (ValueError, KeyError):
-                raise BenchError(f"{qpath}:{lineno}: expected a JSON object with '_id' and 'text'") from None
+
+    def query_rows() -> Iterator[tuple[int, str, str]]:
+        for lineno, row in inputs.json_lines(qpath, "queries"):
+            if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
+                raise BenchError(f"{qpath}:{lineno}: expected a JSON object with '_id' and 'text'")
+            yield lineno, str(row["_id"]), row["text"]
+
+    queries = inputs.unique(query_rows(), qpath, "query id")
     qrels = _read_qrels(d / "qrels" / f"{split}.tsv")
     queries = _capped(spec, {q: t for q, t in queries.items() if q in qrels})
     docs = _JsonlDocs(d / "corpus.jsonl", "_id")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from .config import CellConfig, Experiment
-from .grid import is_done, select_cells
+from .grid import cell_state, select_cells
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
 # Sources: ir_datasets documentation pages of each id.
@@ -89,7 +89,7 @@ def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str
     for i, cell in enumerate(cells, 1):
         hours = estimate_gpu_hours(cell)
         total += hours
-        state = "done" if is_done(results_dir, cell) else "todo"
+        state = cell_state(results_dir, cell)[0]
         steps = training_steps(cell)
         shape = f"{steps} steps x {cell.train.batch_size} x {pairs_per_group(cell)} pairs"
         if cell.train.validate_every:

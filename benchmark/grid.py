@@ -1,7 +1,9 @@
 """Running a grid: each cell trains a student, reranks every eval set, measures latency, writes one record.
 
-Finished cells (a valid ``status: ok`` record with the same config hash) are skipped, so a stopped or crashed grid
-resumes where it left off. A failing cell writes a failure record (reason + traceback file) and the grid goes on.
+Finished cells (a valid ``status: ok`` record with the same config hash, over the same data) are skipped, so a
+stopped or crashed grid resumes where it left off. A failing cell writes a failure record (reason + traceback file)
+and the grid goes on; a failing rerun of a finished cell writes its failure beside the finished record, never over it.
+Inputs (dataset directories, run and teacher files) and the results directory are checked before any cell runs.
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import functools
+import json
+import os
+import secrets
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +24,13 @@ from typing import Any
 from .collection import Collection
 from .config import CellConfig, Experiment
 from .errors import BenchError
-from .results import SCHEMA_VERSION, atomic_write_text, read_record, record_path, write_record
+from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, inspect_record, read_record, record_path,
+                      write_record)
+
+# Sources whose files a user can edit under a finished record; their data hash is compared before a cell counts as
+# done. ir_datasets verifies its own downloads against the checksums it ships, so those rows are not re-hashed (that
+# would mean reading MS MARCO to decide that nothing needs to run).
+LOCAL_SOURCES = ("embedded", "trec-dir", "beir-dir")
 
 
 def _now() -> str:
@@ -28,16 +40,12 @@ def _now() -> str:
 @functools.lru_cache(maxsize=8)
 def _collection(spec_json: str) -> Collection:
     """Collections are shared by the cells of a grid (keyed by the row's full definition)."""
-    import json
-
     from .datasets import DatasetSpec, load_collection
 
     return load_collection(DatasetSpec(**json.loads(spec_json)))
 
 
 def load(cell: CellConfig, name: str) -> Collection:
-    import json
-
     return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
 
 
@@ -191,8 +199,11 @@ def short_name(cell: CellConfig) -> str:
 def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, started: str) -> dict[str, Any]:
     from .hardware import git_sha, hardware_info, library_versions
 
-    tb_path = record_path(results_dir, cell.experiment, cell.cell_id).with_suffix(".traceback.txt")
-    atomic_write_text(tb_path, "".join(traceback.format_exception(err)))
+    tb_path = record_path(results_dir, cell.experiment, cell.cell_id, ".traceback.txt")
+    try:
+        atomic_write_text(tb_path, "".join(traceback.format_exception(err)), results_dir)
+    except OSError:  # the record says why the cell failed; the traceback is a convenience
+        tb_path = Path("")
     message = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
     return {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
@@ -204,34 +215,137 @@ def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, star
     }
 
 
+def data_hashes(cell: CellConfig, sources: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``Collection.meta["hash"]`` of every dataset the cell reads (of the given sources only, when given)."""
+    return {name: load(cell, name).meta.get("hash") for name, spec in cell.datasets.items()
+            if sources is None or spec.source in sources}
+
+
+def cell_state(results_dir: Path, cell: CellConfig) -> tuple[str, str]:
+    """(state, why): ``done`` (a usable ok record of this config over unchanged data), ``todo``, ``stale`` (its
+    local data changed since the record: to rerun) or ``blocked`` (the file there is not a usable record: it is
+    neither taken as done nor overwritten)."""
+    path = record_path(results_dir, cell.experiment, cell.cell_id)
+    if not path.exists():
+        return "todo", ""
+    rec, problem = inspect_record(path)
+    if rec is None:
+        return "blocked", f"{path} is not a record this version can use ({problem}); move it away to rerun the cell"
+    if rec["status"] != "ok" or rec["config_hash"] != cell.config_hash:
+        return "todo", ""
+    recorded = rec.get("data", {})
+    try:
+        now = data_hashes(cell, LOCAL_SOURCES)
+    except BenchError as err:
+        return "stale", f"its data can no longer be read ({err}): rerunning"
+    # Records written before data hashes were recorded carry none; their data cannot be compared.
+    changed = [n for n, h in now.items() if n in recorded and recorded[n] != h]
+    if changed:
+        return "stale", f"data of {', '.join(changed)} changed since its record was written: rerunning"
+    return "done", ""
+
+
 def is_done(results_dir: Path, cell: CellConfig) -> bool:
-    rec = read_record(record_path(results_dir, cell.experiment, cell.cell_id))
-    return bool(rec and rec.get("status") == "ok" and rec.get("config_hash") == cell.config_hash)
+    return cell_state(results_dir, cell)[0] == "done"
+
+
+def checkpoint_problem(directory: Path) -> str | None:
+    """Why a checkpoint directory cannot be resumed from (None when every file in it reads back): weights,
+    optimiser state and any side file are loaded in full, so a truncated file is caught before training."""
+    import torch
+    from safetensors.torch import load_file
+
+    for path in sorted(Path(directory).iterdir()) if Path(directory).is_dir() else []:
+        try:
+            if path.suffix == ".safetensors":
+                load_file(str(path))
+            elif path.suffix in (".pt", ".pth", ".bin"):
+                torch.load(path, weights_only=False, map_location="cpu")
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            elif path.is_file():
+                path.read_bytes()
+        except Exception as err:  # noqa: BLE001 -- any reader error means the file cannot be resumed from
+            return f"{path.name}: {type(err).__name__}: {' '.join(str(err).split())[:200]}"
+    return None
 
 
 def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
-    """Run one cell and write its record (ok or failed); never raises for a cell's own failure."""
+    """Run one cell and write its record (ok or failed); never raises for a cell's own failure or for a record
+    that cannot be written (both come back as a failed record)."""
+    from .checkpoint import remove
+
     results = Path(results_dir)
     started = _now()
-    checkpoint_dir = record_path(results, cell.experiment, cell.cell_id).with_suffix(".ckpt")
+    checkpoint_dir = record_path(results, cell.experiment, cell.cell_id, ".ckpt")
+    problem = checkpoint_problem(checkpoint_dir)
+    if problem:
+        print(f"{cell.cell_id}: checkpoint {checkpoint_dir} is unreadable ({problem}); starting the cell over",
+              file=sys.stderr)
+        remove(checkpoint_dir)
     try:
         record = run_cell(cell, checkpoint_dir)
+        record["data"] = data_hashes(cell)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as err:  # noqa: BLE001 -- any cell failure becomes a failure record; the grid goes on
         record = failure_record(cell, err, results, started)
-    write_record(results, record)
+    previous = read_record(record_path(results, cell.experiment, cell.cell_id))
+    keep_previous = record["status"] != "ok" and previous is not None and previous["status"] == "ok"
+    try:
+        write_record(results, record, FAILED_RERUN if keep_previous else ".json")
+    except BenchError as err:
+        return {**record, "status": "failed", "error": {"type": "BenchError", "message": str(err)}}
     if record["status"] == "ok":
-        from .checkpoint import remove
-
+        record_path(results, cell.experiment, cell.cell_id, FAILED_RERUN).unlink(missing_ok=True)
         remove(checkpoint_dir)
     return record
+
+
+def check_inputs(experiment: Experiment) -> None:
+    """The local files the grid's dataset rows name (directories, run files) exist: found before any cell trains,
+    not when the first cell that reads them fails. (Teacher files may be fetched on first use, so they are not.)"""
+    for name, spec in {n: s for c in experiment.cells for n, s in c.datasets.items()}.items():
+        if spec.source in ("trec-dir", "beir-dir") and not Path(spec.path or "").is_dir():
+            raise BenchError(f"dataset {name!r}: directory {spec.path!r} does not exist")
+        if spec.first_stage.startswith("run:") and not Path(spec.first_stage[4:]).is_file():
+            raise BenchError(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist")
+
+
+def check_data(experiment: Experiment) -> None:
+    """Every local dataset the grid reads loads (its files parse: encoding, duplicate ids, malformed lines), so a
+    defect in them is one line before any cell trains; the collections stay cached for the cells."""
+    seen = set()
+    for cell in experiment.cells:
+        for name, spec in cell.datasets.items():
+            if spec.source in LOCAL_SOURCES and name not in seen:
+                seen.add(name)
+                load(cell, name)
+
+
+def check_writable(results_dir: Path, experiment: Experiment) -> None:
+    """The experiment's results directory can hold a record, checked before any work (a file in the way, no
+    permission, a full disk), so no trained cell is lost to it."""
+    directory = record_path(results_dir, experiment.name, "probe").parent
+    probe = directory / f".write-probe-{secrets.token_hex(6)}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 65536)  # a full disk accepts an empty file
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+    except OSError as err:
+        raise BenchError(f"results directory {str(results_dir)!r} is not writable: {err.strerror or err}") from None
 
 
 @dataclass
 class GridSummary:
     ran: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[CellConfig] = field(default_factory=list)
+    blocked: list[tuple[CellConfig, str]] = field(default_factory=list)  # not run: a foreign file holds its place
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -257,12 +371,25 @@ def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "loca
              echo: Callable[[str], None] = print) -> GridSummary:
     from .executors import get_executor
 
+    check_inputs(experiment)
+    check_data(experiment)
+    check_writable(results_dir, experiment)
     todo, done = select_cells(experiment, results_dir, force=force, only=only)
     summary = GridSummary(skipped=done)
     if done:
         echo(f"{len(done)} finished cell(s) skipped (use --force to rerun)")
+    runnable = []
+    for cell in todo:
+        state, why = cell_state(results_dir, cell)
+        if state == "blocked":
+            summary.blocked.append((cell, why))
+            echo(f"not run: {cell.cell_id}: {why}")
+            continue
+        if state == "stale":
+            echo(f"{cell.cell_id}: {why}")
+        runnable.append(cell)
     run = get_executor(executor)
-    for record in run(todo, str(results_dir), **(executor_options or {})):
+    for record in run(runnable, str(results_dir), **(executor_options or {})):
         summary.ran.append(record)
         echo(describe(record, len(summary.ran) + len(done), len(experiment.cells)))
     return summary
