@@ -13,7 +13,7 @@ FINISHED = {"schema": 1, "experiment": "bad", "cell_id": "finished-cell", "statu
 
 CASES = [
     (OK + "[grid]\nbackbone = ['bert-huge']\n", "unknown backbone 'bert-huge'"),
-    (OK + "[grid]\nobjective = ['hinge']\n", "unknown objective 'hinge'"),
+    (OK + "[grid]\nobjective = ['hinge-squared']\n", "unknown objective 'hinge-squared'"),
     (OK + "[grid]\nteacher = ['gpt9']\n", "unknown teacher 'gpt9'"),
     (OK + "[eval]\ndatasets = ['msmarco-v9']\n", "unknown dataset 'msmarco-v9'"),
     (OK + "[train]\ndataset = 'nope'\n", "unknown dataset 'nope'"),
