@@ -27,6 +27,7 @@ from .inputs import read_toml
 from .objectives import OBJECTIVES
 from .paths import safe_name
 from .registry import Registry
+from .samplers import SAMPLERS
 from .teachers import TEACHERS, TeacherSpec
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -39,7 +40,9 @@ class TrainConfig:
     max_queries: int | None = None  # label budget: the first N of a fixed shuffle, so budgets are nested
     group_size: int = 8  # K candidates per query: one positive + K-1 negatives
     negatives: str = "first-stage"  # where hard negatives come from: the dataset's first-stage run, or random docs
-    negatives_depth: int = 100  # sample negatives from the first-stage top-N
+    negatives_depth: int = 100  # sample negatives from the first-stage top-N (lists sampler: the list's depth)
+    sampler: str = "groups"  # how groups are built: groups | triples | lists (benchmark/samplers.py SAMPLERS)
+    negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement
     epochs: int = 3
     batch_size: int = 16  # queries (groups) per optimiser step
     grad_accum: int = 1  # micro-batches per step (same effective batch, less memory)
@@ -93,6 +96,7 @@ class TrainConfig:
             raise BenchError(f"train.validation_measure {self.validation_measure!r} is not an ir_measures measure "
                              "(e.g. nDCG@10)") from None
         _one_of(self, "negatives", NEGATIVES)
+        _one_of(self, "sampler", tuple(SAMPLERS.names()))
         _one_of(self, "device", DEVICES)
         _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
 

@@ -112,10 +112,32 @@ def margin_mse(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
     return _row_mean((s_margin - t_margin) ** 2, negatives)
 
 
-def ranknet(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
-    """RankNet (Burges et al. 2005, "Learning to Rank using Gradient Descent").
+def hinge(scores: Tensor, targets: Tensor, mask: Tensor, margin: float = 1.0) -> Tensor:
+    """Pairwise hinge (max-margin) loss, the seed paper's "Hinge" recipe (arXiv:2603.03010; its implementation is
+    ``HingeLoss`` in ``experimaestro/xpm-torch: src/xpm_torch/losses/pairwise.py@6f9b226``, margin m = 1, used by
+    ``xpmir/cross-encoders: src/training_utils.py`` on the MS MARCO train triples).
 
-    L = mean over valid pairs with t_i > t_j of log(1 + exp(-(s_i - s_j))); tied pairs carry no preference.
+    L = mean over (q, d+, d-) of max(0, m - (s+ - s-)), m = 1. d+ is the highest-target entry (the first one on ties,
+    which is the listed d+ of a (q, d+, d-) triple group) and every other valid entry is a d-; for K = 2 this is
+    exactly the authors' loss.
+    """
+    best = _best(targets, mask).unsqueeze(1)
+    scores = _fill(scores, mask)
+    per = F.relu(margin - (scores.gather(1, best) - scores))
+    negatives = mask.clone().scatter_(1, best, False)
+    return _row_mean(per, negatives)
+
+
+def ranknet(scores: Tensor, targets: Tensor, mask: Tensor) -> Tensor:
+    """RankNet (Burges et al. 2005, "Learning to Rank using Gradient Descent"); on an LLM teacher's ranks it is the
+    DistillRankNET of Rank-DistiLLM (Schlatt et al. 2025).
+
+    L = mean over valid pairs with t_i > t_j of log(1 + exp(-(s_i - s_j))); tied pairs carry no preference. Per pair
+    this is the authors' BCE-with-logits of s_i - s_j against 1 over the pairs the teacher orders
+    (``webis-de/lightning-ir: lightning_ir/loss/pairwise.py`` ``RankNet``, temperature 1; ``experimaestro/
+    experimaestro-ir: src/xpmir/letor/distillation/listwise.py`` ``DistillRankNetLoss``); they average over all pairs
+    of the batch, we over each list's pairs and then the lists — the same for lists of equal length, as the
+    seed paper's one-list batches are.
     """
     scores = _fill(scores, mask)
     diff = scores.unsqueeze(2) - scores.unsqueeze(1)
@@ -209,6 +231,7 @@ for _obj in [
     Objective("mse", mse, "pointwise", "score", "score regression onto teacher logits"),
     Objective("margin-mse", margin_mse, "pairwise", "score", "Hofstätter et al. 2020, arXiv:2010.02666"),
     Objective("ranknet", ranknet, "pairwise", "score", "Burges et al. 2005, ICML"),
+    Objective("hinge", hinge, "pairwise", "score", "seed paper arXiv:2603.03010 (xpm_torch HingeLoss, margin 1)"),
     Objective("infonce", infonce, "listwise", "score", "Gao et al. 2021, ECIR (LCE); van den Oord et al. 2018"),
     Objective("listnet", listnet, "listwise", "score", "Cao et al. 2007, ICML"),
     Objective("adr-mse", adr_mse, "listwise", "score", "Schlatt et al. 2025, ECIR (Rank-DistiLLM), arXiv:2405.07920"),

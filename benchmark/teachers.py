@@ -4,10 +4,17 @@ Kinds (``TEACHER_KINDS``, one function each):
 
 - ``labels`` — the qrels grades themselves (no distillation).
 - ``score-file`` — published teacher scores: the Hofstätter et al. 2020 TSV (``score_pos score_neg qid pid_pos
-  pid_neg``) or a TREC run file (the score column); targets are those scores on exactly the pairs the file covers.
-- ``llm-ranking`` — ranked lists of an LLM teacher (RankGPT / RankZephyr style), as a TREC run file (rank column) or
-  JSONL (``{"qid": ..., "ranking": [docid, ...]}``, best first); targets are ranks (ADR-MSE uses them as they are,
-  score-based objectives see -rank, BCE sees the top-ranked candidate as positive).
+  pid_neg``, whose triples also feed the ``triples`` sampler) or a TREC run file (the score column); targets are
+  those scores on exactly the pairs the file covers.
+- ``llm-ranking`` — ranked lists of an LLM teacher (RankGPT / RankZephyr style), as a TREC run file (ordered by the
+  score column, ranks breaking ties) or JSONL (``{"qid": ..., "ranking": [docid, ...]}``, best first); targets are
+  ranks (ADR-MSE uses them as they are, score-based objectives see -rank, BCE sees the top-ranked candidate as
+  positive).
+- ``docpairs`` — (q, d+, d-) training triples without scores (the official MS MARCO train triples through
+  ir_datasets, or a file in their layout); targets are the qrels grades.
+
+File teachers stream their files (plain or ``.gz``), check the row's ``md5`` first where given, and keep only the
+queries of the cell's label budget, drawn from the queries the file covers.
 - ``cross-encoder`` — one or several cross-encoders (backbone rows) score every (query, doc) the student will see in
   its groups; several form an ensemble whose per-model z-normalised scores are averaged (Hofstätter et al. 2020
   average their teachers' scores; normalising first keeps one model's scale from dominating). A row with
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +39,7 @@ from .collection import Collection
 from .errors import BenchError
 from .registry import Registry
 
-KINDS = ("labels", "cross-encoder", "bi-encoder", "score-file", "llm-ranking")
+KINDS = ("labels", "cross-encoder", "bi-encoder", "score-file", "llm-ranking", "docpairs")
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,8 @@ class TeacherSpec:
     finetune_epochs: int = 0  # fine-tune each model on the training labels first (0 = use as is)
     finetune_objective: str = "infonce"
     finetune_lr: float = 5e-5
-    path: str | None = None  # score-file / llm-ranking input
+    path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
+    md5: str | None = None  # expected md5 of the file at path, checked before reading it
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -51,7 +59,7 @@ class TeacherSpec:
             raise BenchError(f"teacher {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.kind in ("cross-encoder", "bi-encoder") and not self.models:
             raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs models = [backbone rows]")
-        if self.kind in ("score-file", "llm-ranking") and not self.path:
+        if self.kind in ("score-file", "llm-ranking", "docpairs") and not self.path:
             raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs path = \"<file>\"")
 
     @classmethod
@@ -92,6 +100,7 @@ class TeacherContext:
 
 
 def compute_targets(spec: TeacherSpec, ctx: TeacherContext):
+    check_sampler(spec, ctx)
     return TEACHER_KINDS.get(spec.kind)(spec, ctx)
 
 
@@ -262,13 +271,33 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
 
 
 def _file(spec: TeacherSpec) -> Path:
+    """The row's file (a path, or a name shipped in ``benchmark/data``), its md5 checked where the row gives one."""
     path = Path(spec.path or "")
     if spec.path and not path.is_absolute() and not path.exists():
         packaged = Path(__file__).resolve().parent / "data" / spec.path
         path = packaged if packaged.exists() else path
     if not path.is_file():
         raise BenchError(f"teacher {spec.name!r}: file {spec.path!r} does not exist")
+    if spec.md5:
+        import hashlib
+
+        digest = hashlib.md5()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != spec.md5.lower():
+            raise BenchError(f"teacher {spec.name!r}: {path} has md5 {digest.hexdigest()}, the row expects {spec.md5} "
+                             "(a truncated or different file)")
     return path
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) streamed from the file, gunzipped on the fly for ``.gz`` (the released files are 2-4 GB
+    and are never read whole)."""
+    import gzip
+
+    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
+        yield from enumerate(f, 1)
 
 
 def _number(text: str, path: Path, lineno: int) -> float:
@@ -284,70 +313,201 @@ def _number(text: str, path: Path, lineno: int) -> float:
 
 
 def _check_ids(path: Path, lineno: int, ctx: TeacherContext, qid: str, docids: list[str]) -> None:
+    """Query ids are checked always (an in-memory dict); document ids only against a materialised collection: a lazy
+    docstore (MS MARCO's 8.8M passages) would cost one lookup per line of a 40M-line file, and a missing passage
+    still fails, in one line, when the student reads it."""
     if qid not in ctx.collection.queries:
         raise BenchError(f"{path}:{lineno}: unknown query id {qid!r} (not in dataset {ctx.collection.name!r})")
-    for d in docids:
-        if d not in ctx.collection.docs:
-            raise BenchError(f"{path}:{lineno}: unknown document id {d!r} (not in dataset {ctx.collection.name!r})")
+    if isinstance(ctx.collection.docs, dict):
+        for d in docids:
+            if d not in ctx.collection.docs:
+                raise BenchError(f"{path}:{lineno}: unknown document id {d!r} (not in dataset "
+                                 f"{ctx.collection.name!r})")
 
 
-@TEACHER_KINDS.register("score-file")
-def _score_file(spec: TeacherSpec, ctx: TeacherContext):
-    from .training import Targets
+Record = tuple[int, str, tuple[Any, ...]]  # (line number, qid, what the line says about it)
 
-    path = _file(spec)
-    table: dict[str, dict[str, float]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+
+def _budgeted(spec: TeacherSpec, ctx: TeacherContext, records: Callable[[], Iterator[Record]]) -> Iterator[Record]:
+    """The file's records of the training queries only. With a label budget (``train.max_queries``) the file is
+    streamed twice: once for the queries it covers (every line checked), then for the records of the budget's queries,
+    drawn from those covered (``training.training_qids``, the same draw training makes) — so a 20k budget keeps
+    20k of the file's queries rather than the few of 20k judged queries it happens to cover."""
+    from .samplers import get_sampler
+    from .training import training_qids
+
+    train = ctx.cell.train
+    if not train.max_queries:
+        yield from records()
+        return
+    covered = dict.fromkeys(q for _, q, _ in records())
+    if not covered:
+        return
+    keep = set(training_qids(ctx.collection, train.max_queries, among=covered,
+                             positive=get_sampler(train.sampler).positive))
+    yield from (r for r in records() if r[1] in keep)
+
+
+def check_sampler(spec: TeacherSpec, ctx: TeacherContext) -> None:
+    """Refuse a teacher that cannot feed the cell's sampler before any work (a fine-tuned teacher takes minutes)."""
+    from .samplers import get_sampler
+
+    sampler = get_sampler(ctx.cell.train.sampler)
+    if sampler.needs_triples and spec.kind not in ("score-file", "docpairs"):
+        raise BenchError(f"teacher {spec.name!r}: sampler {sampler.name!r} needs a teacher that lists (q, d+, d-) "
+                         f"triples (a score-file TSV or a docpairs row), not a {spec.kind} teacher")
+
+
+def _score_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
+    for lineno, line in _lines(path):
         parts = line.split()
         if not parts:
             continue
         if len(parts) == 5:  # Hofstätter et al. 2020: score_pos score_neg qid pid_pos pid_neg
             pos, neg, qid, dpos, dneg = parts
             _check_ids(path, lineno, ctx, qid, [dpos, dneg])
-            row = table.setdefault(qid, {})
-            row[dpos], row[dneg] = _number(pos, path, lineno), _number(neg, path, lineno)
+            yield lineno, qid, (dpos, dneg, _number(pos, path, lineno), _number(neg, path, lineno))
         elif len(parts) == 6:  # TREC run: qid Q0 docid rank score tag
             qid, _, did, _, score, _ = parts
             _check_ids(path, lineno, ctx, qid, [did])
-            table.setdefault(qid, {})[did] = _number(score, path, lineno)
+            yield lineno, qid, (did, _number(score, path, lineno))
         else:
             raise BenchError(f"{path}:{lineno}: expected 5 columns (score_pos score_neg qid pid_pos pid_neg) or a "
                              f"6-column TREC run line, got {len(parts)}")
-    if not table:
-        raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
-    return Targets(table, "scores", pool={q: sorted(r) for q, r in table.items()})
 
 
-@TEACHER_KINDS.register("llm-ranking")
-def _llm_ranking(spec: TeacherSpec, ctx: TeacherContext):
+@TEACHER_KINDS.register("score-file")
+def _score_file(spec: TeacherSpec, ctx: TeacherContext):
+    """Scores as the file gives them. The Hofstätter TSV (``bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv``,
+    Zenodo 4068216; layout per ``sebastian-hofstaetter/neural-ranking-kd: README.md``, tab-separated
+    ``pos_score neg_score query_id pos_passage_id neg_passage_id``) also yields its triples in file order, for the
+    ``triples`` sampler; a pair listed in several triples keeps its last score. Lists (``pool``) are best first."""
     from .training import Targets
 
     path = _file(spec)
-    ranked: dict[str, list[str]] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if path.suffix == ".jsonl":
-        for lineno, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
+    table: dict[str, dict[str, float]] = {}
+    triples: list[tuple[str, str, str]] = []
+    for _, qid, rec in _budgeted(spec, ctx, lambda: _score_records(spec, ctx, path)):
+        row = table.setdefault(qid, {})
+        if len(rec) == 4:
+            dpos, dneg, row[rec[0]], row[rec[1]] = rec[0], rec[1], rec[2], rec[3]
+            triples.append((qid, dpos, dneg))
+        else:
+            row[rec[0]] = rec[1]
+    if not table:
+        raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
+    pool = {q: sorted(r, key=lambda d: (-r[d], d)) for q, r in table.items()}
+    return Targets(table, "scores", pool=pool, triples=triples or None)
+
+
+def _ranking_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
+    jsonl = ".jsonl" in path.suffixes
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        if jsonl:
             try:
                 row = json.loads(line)
                 qid, ranking = str(row["qid"]), [str(d) for d in row["ranking"]]
             except (ValueError, KeyError, TypeError):
                 raise BenchError(f"{path}:{lineno}: expected {{\"qid\": ..., \"ranking\": [docids]}}") from None
             _check_ids(path, lineno, ctx, qid, ranking)
-            ranked[qid] = ranking
-    else:
-        by_rank: dict[str, list[tuple[float, str]]] = {}
-        for lineno, line in enumerate(lines, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)")
-            _check_ids(path, lineno, ctx, parts[0], [parts[2]])
-            by_rank.setdefault(parts[0], []).append((_number(parts[3], path, lineno), parts[2]))
-        ranked = {q: [d for _, d in sorted(rows)] for q, rows in by_rank.items()}
+            yield lineno, qid, tuple(ranking)
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)")
+        _check_ids(path, lineno, ctx, parts[0], [parts[2]])
+        yield lineno, parts[0], (parts[2], _number(parts[3], path, lineno), _number(parts[4], path, lineno))
+
+
+def _by_score(qid: str, rows: list[tuple[int, str, float, float]], path: Path) -> list[str]:
+    """A TREC run's documents best first: by descending score, as every source tool orders a run (xpmir
+    ``ListwiseDistillationSamplesTSV`` keeps column 5, the score; lightning-ir ranks ir_datasets scoreddocs by score),
+    the rank column breaking ties only. Ranks that contradict the scores (a better rank on a lower score) make the
+    file ambiguous, since lightning-ir's run-file reader sorts by rank instead: that is an error naming the line."""
+    ordered = sorted(rows, key=lambda r: (-r[3], r[2], r[1]))
+    for (_, _, rank, _), (lineno, doc, next_rank, _) in zip(ordered, ordered[1:]):
+        if next_rank < rank:
+            raise BenchError(f"{path}:{lineno}: query {qid!r} document {doc!r} has rank {next_rank:g} but a lower "
+                             f"score than the document ranked {rank:g} (ranks and scores disagree)")
+    return [doc for _, doc, _, _ in ordered]
+
+
+@TEACHER_KINDS.register("llm-ranking")
+def _llm_ranking(spec: TeacherSpec, ctx: TeacherContext):
+    """Ranked lists: JSONL ``{"qid", "ranking"}`` best first, or a TREC run such as the Rank-DistiLLM release
+    (``__rankzephyr-colbert-10000-sampled-100__msmarco-passage-train-judged.run``, Zenodo 12528410, registered with
+    its md5 in ``webis-de/lightning-ir: lightning_ir/data/external_datasets/rank_distillm.py@b1a10720``). Targets
+    are ranks, 1 = best."""
+    from .training import Targets
+
+    path = _file(spec)
+    ranked: dict[str, list[str]] = {}
+    run_rows: dict[str, list[tuple[int, str, float, float]]] = {}
+    for lineno, qid, rec in _budgeted(spec, ctx, lambda: _ranking_records(spec, ctx, path)):
+        if ".jsonl" in path.suffixes:
+            ranked[qid] = list(rec)
+        else:
+            run_rows.setdefault(qid, []).append((lineno, *rec))
+    ranked.update({q: _by_score(q, rows, path) for q, rows in run_rows.items()})
     if not ranked:
         raise BenchError(f"teacher {spec.name!r}: {path} holds no rankings")
     table = {q: {d: float(i + 1) for i, d in enumerate(docs)} for q, docs in ranked.items()}
     return Targets(table, "ranks", pool=ranked)
+
+
+IRDS_PREFIX = "irds:"
+
+
+def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]:
+    """(q, d+, d-) through ir_datasets' own ``TsvDocPairs`` reader: an ir_datasets id (``irds:<id>``, e.g.
+    ``irds:msmarco-passage/train/triples-small``) or a local file in that layout (``qid pid+ pid-``, tab-separated,
+    as ``qidpidtriples.train.full.2.tsv``), gzip included."""
+    from ir_datasets.formats import TsvDocPairs
+    from ir_datasets.util import GzipExtract, LocalDownload
+
+    path = spec.path or ""
+    if path.startswith(IRDS_PREFIX):
+        from .datasets import DatasetSpec, _irds_call
+
+        import ir_datasets
+
+        irds_id = path[len(IRDS_PREFIX):]
+        where = DatasetSpec(name=f"teacher {spec.name}", source="ir_datasets", id=irds_id)
+        try:
+            dataset = ir_datasets.load(irds_id)
+        except KeyError:
+            raise BenchError(f"teacher {spec.name!r}: {irds_id!r} is not an ir_datasets id") from None
+        # asking for the path downloads (or builds) the file here, so an offline failure is one line
+        _irds_call(where, "docpairs", lambda: dataset.docpairs_handler().docpairs_path())
+        pairs = iter(dataset.docpairs_iter())
+        shown = Path(irds_id)
+    else:
+        shown = _file(spec)
+        dlc = LocalDownload(shown)
+        pairs = iter(TsvDocPairs(GzipExtract(dlc) if shown.suffix == ".gz" else dlc).docpairs_iter())
+    for lineno, pair in enumerate(pairs, 1):
+        qid, dpos, dneg = pair.query_id, pair.doc_id_a, pair.doc_id_b
+        _check_ids(shown, lineno, ctx, qid, [dpos, dneg])
+        if ctx.collection.qrels.get(qid, {}).get(dpos, 0) <= 0:
+            raise BenchError(f"{shown}:{lineno}: d+ {dpos!r} is not judged relevant for query {qid!r} in dataset "
+                             f"{ctx.collection.name!r}")
+        yield lineno, qid, (dpos, dneg)
+
+
+@TEACHER_KINDS.register("docpairs")
+def _docpairs(spec: TeacherSpec, ctx: TeacherContext):
+    """Training triples without teacher scores (BCE and Hinge in the seed paper, ``xpmir/cross-encoders:
+    src/training_utils.py`` ``msmarco_v1_docpairs_efficient_sampler``): targets are the qrels grades, so d+ (judged
+    relevant, checked per line) is the positive and an unjudged d- scores 0."""
+    from .training import Targets
+
+    triples: list[tuple[str, str, str]] = []
+    pool: dict[str, dict[str, None]] = {}
+    for _, qid, (dpos, dneg) in _budgeted(spec, ctx, lambda: _docpair_records(spec, ctx)):
+        triples.append((qid, dpos, dneg))
+        pool.setdefault(qid, {}).update(dict.fromkeys((dpos, dneg)))
+    if not triples:
+        raise BenchError(f"teacher {spec.name!r}: {spec.path} lists no triples")
+    return Targets(ctx.collection.qrels, "labels", pool={q: list(d) for q, d in pool.items()}, triples=triples)

@@ -1,9 +1,9 @@
 """The training loop shared by students and fine-tuned teachers.
 
-Each step takes ``batch_size`` queries, each a group of K candidates (one judged positive plus K-1 negatives mined
-from the first stage, or random), scores the B*K pairs with the cross-encoder and applies one objective to the
-[B, K] score matrix against the teacher's targets. Groups are re-sampled every epoch from a seeded generator, so a
-cell is deterministic on CPU.
+Each step takes ``batch_size`` groups of K candidates each (built by the cell's sampler, ``benchmark/samplers.py``:
+a judged positive plus K-1 negatives, a listed (q, d+, d-) triple, or a teacher's whole ranked list), scores the
+B*K pairs with the cross-encoder and applies one objective to the [B, K] score matrix against the teacher's targets.
+Groups are re-sampled every epoch from a seeded generator, so a cell is deterministic on CPU.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from .errors import BenchError
 from .fastpath import first_logits
 from .inference import autocast_context, encode_pairs, length_batches
 from .objectives import Objective, check_finite
+from .samplers import Candidates, Groups, Triple, get_sampler, sample
 
 TargetTable = Mapping[str, Mapping[str, float]]  # qid -> docid -> target value (unlisted docs: 0)
 
@@ -36,7 +37,8 @@ class Targets:
 
     table: TargetTable
     kind: str  # "labels" (graded qrels), "scores" (teacher logits), "ranks" (LLM ranking, 1 = best)
-    pool: Mapping[str, list[str]] | None = None  # file teachers: the only candidates they judged, per query
+    pool: Mapping[str, list[str]] | None = None  # file teachers: the only candidates they judged, per query, best first
+    triples: Sequence[Triple] | None = None  # file teachers listing (q, d+, d-) triples: them, in file order
 
     def values(self, qid: str, docids: Sequence[str]) -> list[float]:
         row = self.table.get(qid, {})
@@ -63,18 +65,17 @@ def as_objective_targets(values: torch.Tensor, kind: str, objective: Objective, 
     return (values == best).float()
 
 
-@dataclass
-class Groups:
-    qids: list[str]
-    docids: list[list[str]]  # [n][K]
-
-
-def training_qids(collection: Collection, max_queries: int | None) -> list[str]:
-    """Queries with at least one judged-relevant document, in a fixed shuffle (seed 0, independent of the cell
-    seed) so that label budgets are nested: the first 50 queries are inside the first 100."""
-    qids = sorted(q for q in collection.queries if any(g > 0 for g in collection.qrels.get(q, {}).values()))
+def training_qids(collection: Collection, max_queries: int | None, among: Iterable[str] | None = None,
+                  positive: bool = True) -> list[str]:
+    """The training queries: those of ``among`` (the queries a file teacher covers; default all) that the dataset
+    holds, with at least one judged-relevant document where ``positive`` (the sampler forces one into each group).
+    They come in a fixed shuffle (seed 0, independent of the cell seed) cut at ``max_queries``, so label budgets are
+    nested (the first 50 queries are inside the first 100) and drawn from what the teacher covers."""
+    pool = collection.queries if among is None else [q for q in among if q in collection.queries]
+    qids = sorted(q for q in pool if not positive or any(g > 0 for g in collection.qrels.get(q, {}).values()))
     if not qids:
-        raise BenchError(f"dataset {collection.name!r} has no query with a relevant document to train on")
+        what = "the teacher's file covers none of its queries" if among is not None else "no query to train on"
+        raise BenchError(f"dataset {collection.name!r}: {what}" + (" with a relevant document" if positive else ""))
     np.random.default_rng(0).shuffle(qids)
     return qids[:max_queries] if max_queries else qids
 
@@ -85,31 +86,46 @@ def negative_pool(collection: Collection, qids: Sequence[str], depth: int) -> di
 
 
 def training_queries(collection: Collection, cfg: TrainConfig,
-                     file_pool: Mapping[str, list[str]] | None = None) -> tuple[list[str], Mapping[str, list[str]]]:
-    """The queries a run trains on and each one's candidates: a file teacher's judged candidates (only the queries
-    it covers), else the first-stage top-``negatives_depth``."""
-    qids = training_qids(collection, cfg.max_queries)
+                     targets: Targets | None = None) -> tuple[list[str], Candidates]:
+    """The queries a run trains on and what its sampler draws from: a file teacher's lists and triples (its label
+    budget drawn from the queries the file covers), else the first-stage top-``negatives_depth``."""
+    spec = get_sampler(cfg.sampler)
+    file_pool = targets.pool if targets is not None else None
     if file_pool is None:
-        return qids, negative_pool(collection, qids, cfg.negatives_depth)
-    qids = [q for q in qids if file_pool.get(q)]
-    if not qids:
-        raise BenchError(f"the teacher's file covers none of the training queries of {collection.name!r}")
-    return qids, file_pool
+        qids = training_qids(collection, cfg.max_queries, positive=spec.positive)
+        return qids, Candidates(negative_pool(collection, qids, cfg.negatives_depth))
+    qids = training_qids(collection, cfg.max_queries, among=file_pool, positive=spec.positive)
+    return qids, Candidates(file_pool, targets.triples)
 
 
 def epoch_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
-                 pool: Mapping[str, list[str]], first_epoch: int = 0) -> Iterator[tuple[int, dict, Groups, np.ndarray]]:
+                 pool: Candidates, first_epoch: int = 0) -> Iterator[tuple[int, dict, Groups, np.ndarray]]:
     """(epoch, ``rng`` state at its start, its groups, their batch order) for each epoch: the one place the order of
-    draws from the cell's generator is fixed, shared by training and by ``student_pairs``."""
+    draws from the cell's generator is fixed, shared by training and by ``student_pairs``. Samplers that keep their
+    source's order (``triples``) take batches in that order and draw nothing for it."""
+    shuffle = get_sampler(cfg.sampler).shuffle
     for epoch in range(first_epoch, cfg.epochs):
         state = rng.bit_generator.state
-        groups = sample_groups(collection, qids, cfg, rng, pool)
-        yield epoch, state, groups, rng.permutation(len(groups.qids))
+        groups = sample(collection, qids, cfg, rng, pool)
+        n = len(groups.qids)
+        yield epoch, state, groups, rng.permutation(n) if shuffle else np.arange(n)
+
+
+def epoch_size(qids: Sequence[str], cfg: TrainConfig, pool: Candidates) -> int:
+    """Groups per epoch: one per listed triple of a training query under ``triples``, else (at most) one per query."""
+    if get_sampler(cfg.sampler).needs_triples and pool.triples is not None:
+        keep = set(qids)
+        return sum(t[0] in keep for t in pool.triples)
+    return len(qids)
 
 
 def student_pairs(collection: Collection, cfg: TrainConfig, seed: int) -> dict[str, list[str]]:
     """Every (query, doc) that ``train_model`` with ``cfg`` and ``seed`` will put in a group, per query: what a
-    teacher must score for it (one epoch of the embedded default: ~1,600 of the top-30's 6,520 pairs)."""
+    teacher must score for it (one epoch of the embedded default: ~1,600 of the top-30's 6,520 pairs). Triples come
+    from the teacher's own file, so that sampler leaves nothing for a model teacher to score (``compute_targets``
+    refuses model teachers with it)."""
+    if get_sampler(cfg.sampler).needs_triples:
+        return {}
     qids, pool = training_queries(collection, cfg)
     seen: dict[str, dict[str, None]] = {}
     for step in training_steps(collection, qids, cfg, np.random.default_rng(seed), pool):
@@ -130,7 +146,7 @@ class Step:
 
 
 def training_steps(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
-                   pool: Mapping[str, list[str]], *, first_epoch: int = 0, skip: int = 0,
+                   pool: Candidates, *, first_epoch: int = 0, skip: int = 0,
                    done: int = 0) -> Iterator[Step]:
     """Every step a run takes, in order: ``cfg.epochs`` epochs of ``batch_size`` groups, or, with ``max_steps``,
     exactly that many steps, cycling through as many epochs as they need (the seed paper counts steps, not
@@ -149,7 +165,7 @@ def training_steps(collection: Collection, qids: Sequence[str], cfg: TrainConfig
 
 
 def planned_steps(collection: Collection, qids: Sequence[str], cfg: TrainConfig, seed: int,
-                  pool: Mapping[str, list[str]]) -> int:
+                  pool: Candidates) -> int:
     """How many optimiser steps ``training_steps`` takes for ``seed``: ``max_steps``, or the batches of every epoch
     counted on the epochs' own draws (a sampler may yield more or fewer groups than queries)."""
     if cfg.max_steps is not None:
@@ -170,31 +186,6 @@ def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch
     from transformers import get_linear_schedule_with_warmup
 
     return get_linear_schedule_with_warmup(opt, warmup, total)
-
-
-def sample_groups(collection: Collection, qids: Sequence[str], cfg: TrainConfig, rng: np.random.Generator,
-                  pool: Mapping[str, list[str]]) -> Groups:
-    """One positive (uniform over judged-relevant docs) + K-1 negatives per query.
-
-    ``negatives = "first-stage"``: uniform from the query's first-stage top-``negatives_depth`` (hard negatives);
-    ``"random"``: uniform from the union of all training queries' candidates (random docs of the collection without
-    enumerating a lazy docstore). Candidates that happen to be judged keep their grade as target.
-    """
-    all_cands = sorted({d for cands in pool.values() for d in cands}) if cfg.negatives == "random" else None
-    out_q, out_d = [], []
-    k = cfg.group_size
-    for q in qids:
-        rels = sorted(d for d, g in collection.qrels.get(q, {}).items() if g > 0)
-        pos = rels[rng.integers(len(rels))]
-        cands = [d for d in (all_cands if all_cands is not None else pool[q]) if d != pos]
-        if not cands:
-            continue
-        take = rng.choice(len(cands), size=min(k - 1, len(cands)), replace=False)
-        out_q.append(q)
-        out_d.append([pos, *(cands[i] for i in sorted(take))])
-    if not out_q:
-        raise BenchError(f"dataset {collection.name!r}: no training query has first-stage candidates")
-    return Groups(out_q, out_d)
 
 
 def compute_dtype(device: torch.device, requested: str, backbone_dtype: str) -> str:
@@ -239,7 +230,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     device = resolve_device(cfg.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    qids, pool = training_queries(collection, cfg, targets.pool)
+    qids, pool = training_queries(collection, cfg, targets)
     total = planned_steps(collection, qids, cfg, seed, pool)
     warmup = warmup_steps(cfg, total)
     model.to(device).train()

@@ -138,12 +138,13 @@ def test_ties():
 
 
 def test_registry_and_docstrings():
-    assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "infonce", "listnet", "adr-mse",
-                                       "lambdaloss"}
+    assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "hinge", "infonce", "listnet",
+                                       "adr-mse", "lambdaloss"}
+    assert (get_objective("hinge").family, get_objective("hinge").target) == ("pairwise", "score")
     for name, obj in OBJECTIVES.items():
         assert obj.fn.__doc__ and obj.paper and obj.family in ("pointwise", "pairwise", "listwise")
-    with pytest.raises(BenchError, match="unknown objective 'hinge'"):
-        get_objective("hinge")
+    with pytest.raises(BenchError, match="unknown objective 'hinge-squared'"):
+        get_objective("hinge-squared")
 
 
 def test_check_finite_names_the_place():
@@ -163,3 +164,18 @@ def test_lambdaloss_weighs_pairs_by_their_ndcg_change():
     assert get_objective("lambdaloss").fn(s, t, M).item() == pytest.approx(expected, rel=1e-6)
     # shifting the teacher scores changes nothing (gains start from the list's lowest target)
     assert get_objective("lambdaloss").fn(s, t + 5, M).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_hinge_on_triples_by_hand():
+    """max(0, 1 - (s+ - s-)) per (q, d+, d-), averaged over the triples (xpm_torch HingeLoss, margin 1)."""
+    s = torch.tensor([[0.3, 0.5], [2.0, -0.5], [1.0, 0.4]])
+    t = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # the third triple lists its d+ second
+    m = torch.ones(3, 2, dtype=torch.bool)
+    # 1 - (0.3 - 0.5) = 1.2; 1 - (2.0 + 0.5) < 0 -> 0; 1 - (0.4 - 1.0) = 1.6
+    assert get_objective("hinge").fn(s, t, m).item() == pytest.approx((1.2 + 0 + 1.6) / 3)
+    # tied labels (both judged): the first entry, the triple's listed d+, is the anchor: 1 - (0.3 - 0.5)
+    assert get_objective("hinge").fn(s[:1], torch.ones(1, 2), m[:1]).item() == pytest.approx(1.2)
+    # K = 3 (a group): d+ against each d-; S = [2, 0, 1] with d+ = index 0: margins 2 and 1 -> 0 and 0
+    assert get_objective("hinge").fn(S, T, M).item() == 0.0
+    s3 = torch.tensor([[0.5, 0.0, 1.0]])  # margins 0.5 and -0.5 -> 0.5 and 1.5
+    assert get_objective("hinge").fn(s3, T, M).item() == pytest.approx((0.5 + 1.5) / 2)

@@ -158,8 +158,8 @@ def test_path_like_names_stay_inside_their_roots(tmp_path, monkeypatch):
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(data)]
     assert written and all(p.is_relative_to(cache / "runs") and p.name.startswith("bm25-x-ESCAPED-set-")
                            for p in written), written
-    text = (f"[experiment]\nname = 'paths'\n[backbones.\"../../evil/b\"]\nfamily = 'bert'\n"
-            f"[grid]\nbackbone = ['../../evil/b']\n")
+    text = ("[experiment]\nname = 'paths'\n[backbones.\"../../evil/b\"]\nfamily = 'bert'\n"
+            "[grid]\nbackbone = ['../../evil/b']\n")
     (tmp_path / "g.toml").write_text(text)
     cell = load_experiment(tmp_path / "g.toml").cells[0]
     assert cell.cell_id.startswith("evil-b__") and "/" not in cell.cell_id

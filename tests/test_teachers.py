@@ -1,12 +1,14 @@
 """Teacher rows: label targets, file teachers (Hofstätter TSV, TREC run, LLM rankings) and their one-line errors."""
 
 import math
+from collections.abc import Mapping
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from benchmark.collection import Collection
+from benchmark.config import TrainConfig
 from benchmark.errors import BenchError
 from benchmark.objectives import get_objective
 from benchmark.teachers import TeacherContext, TeacherSpec, compute_targets, get_teacher
@@ -16,14 +18,15 @@ COLL = Collection("toy", {"q1": "a", "q2": "b"}, {"d1": "x", "d2": "y", "d3": "z
                   {"q1": {"d1": 1}, "q2": {"d2": 2}}, {"q1": {"d1": 1.0, "d2": 0.5}, "q2": {"d2": 1.0, "d3": 0.1}})
 
 
-def _ctx():
-    return TeacherContext(COLL, {"q1": ["d1", "d2"], "q2": ["d2", "d3"]}, SimpleNamespace(), lambda n: None)
+def _ctx(coll=COLL, **train):
+    return TeacherContext(coll, {"q1": ["d1", "d2"], "q2": ["d2", "d3"]}, SimpleNamespace(train=TrainConfig(**train)),
+                          lambda n: None)
 
 
-def _targets(tmp_path, kind, name, text):
+def _targets(tmp_path, kind, name, text, ctx=None, **row):
     path = tmp_path / name
     path.write_text(text)
-    return compute_targets(TeacherSpec("t", kind, path=str(path)), _ctx())
+    return compute_targets(TeacherSpec("t", kind, path=str(path), **row), ctx or _ctx())
 
 
 def test_labels_teacher_gives_grades():
@@ -35,6 +38,16 @@ def test_hofstatter_tsv_scores(tmp_path):
     t = _targets(tmp_path, "score-file", "ens.tsv", "9.5\t-1.25\tq1\td1\td2\n3.0\t2.0\tq2\td2\td3\n")
     assert t.kind == "scores" and t.values("q1", ["d1", "d2"]) == [9.5, -1.25]
     assert t.pool == {"q1": ["d1", "d2"], "q2": ["d2", "d3"]}
+    assert t.triples == [("q1", "d1", "d2"), ("q2", "d2", "d3")]
+
+
+def test_score_file_lists_are_best_first_and_triples_keep_file_order(tmp_path):
+    # the ensemble may score a listed d- above its d+: the triple keeps the file's d+ first, the list sorts by score
+    t = _targets(tmp_path, "score-file", "ens.tsv", "1.0\t4.0\tq1\td1\td2\n2.0\t3.0\tq1\td1\td3\n")
+    assert t.triples == [("q1", "d1", "d2"), ("q1", "d1", "d3")]
+    assert t.pool == {"q1": ["d2", "d3", "d1"]}
+    run = _targets(tmp_path, "score-file", "t.run", "q1 Q0 d3 1 0.2 x\nq1 Q0 d1 2 0.9 x\n")
+    assert run.pool == {"q1": ["d1", "d3"]} and run.triples is None
 
 
 def test_llm_rankings_jsonl_and_trec(tmp_path):
@@ -42,6 +55,107 @@ def test_llm_rankings_jsonl_and_trec(tmp_path):
     b = _targets(tmp_path, "llm-ranking", "r.trec", "q1 Q0 d1 2 0.5 zephyr\nq1 Q0 d2 1 0.9 zephyr\n")
     assert a.kind == b.kind == "ranks"
     assert a.values("q1", ["d1", "d2", "d3"]) == b.values("q1", ["d1", "d2", "d3"]) == [2.0, 1.0, 3.0]
+
+
+def test_llm_run_is_ordered_by_score_and_ranks_only_break_ties(tmp_path):
+    # lines out of order; d3 and d1 tie on score: rank 2 before rank 3
+    text = "q1 Q0 d1 3 0.5 z\nq1 Q0 d2 1 0.9 z\nq1 Q0 d3 2 0.5 z\n"
+    assert _targets(tmp_path, "llm-ranking", "r.run", text).pool == {"q1": ["d2", "d3", "d1"]}
+
+
+def test_llm_run_whose_ranks_and_scores_disagree_names_file_and_line(tmp_path):
+    text = "q1 Q0 d1 1 0.9 z\nq1 Q0 d2 2 0.5 z\nq1 Q0 d3 3 0.7 z\n"  # d3: rank 3 but a higher score than d2
+    with pytest.raises(BenchError, match=r"r.run:2: query 'q1' document 'd2' has rank 2 but a lower score than the "
+                                         r"document ranked 3"):
+        _targets(tmp_path, "llm-ranking", "r.run", text)
+
+
+def test_md5_is_checked_where_the_row_gives_one(tmp_path):
+    import hashlib
+
+    text = "q1 Q0 d1 1 0.9 z\n"
+    good = hashlib.md5(text.encode()).hexdigest()
+    assert _targets(tmp_path, "llm-ranking", "r.run", text, md5=good).pool == {"q1": ["d1"]}
+    with pytest.raises(BenchError, match=f"teacher 't': .*r.run has md5 {good}, the row expects 0{{32}}"):
+        _targets(tmp_path, "llm-ranking", "r.run", text, md5="0" * 32)
+
+
+def test_released_gzip_file_is_streamed_not_read_whole(tmp_path, monkeypatch):
+    """A .run.gz (as Zenodo 12528410 ships its set-encoder run) is read line by line; nothing reads a whole file."""
+    import gzip
+    from pathlib import Path
+
+    path = tmp_path / "__set-encoder-colbert__msmarco-passage-train-judged.run.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("q2 Q0 d3 1 5.0 set-encoder\nq2 Q0 d2 2 4.0 set-encoder\n")
+
+    def whole(*args, **kwargs):
+        raise AssertionError("a teacher file was read whole")
+
+    monkeypatch.setattr(Path, "read_text", whole)
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    t = compute_targets(TeacherSpec("t", "llm-ranking", path=str(path)), _ctx())
+    assert t.pool == {"q2": ["d3", "d2"]} and t.values("q2", ["d2", "d3"]) == [2.0, 1.0]
+
+
+class _LazyDocs(Mapping):
+    """A docstore that must not be touched while a teacher file is read (MS MARCO: 8.8M passages)."""
+
+    def __getitem__(self, key):
+        raise AssertionError(f"docstore lookup of {key!r}")
+
+    def __iter__(self):
+        raise AssertionError("docstore enumerated")
+
+    def __len__(self):
+        return 3
+
+
+def test_lazy_docstore_is_not_looked_up_per_line(tmp_path):
+    lazy = Collection("lazy", COLL.queries, _LazyDocs(), COLL.qrels, COLL.run)
+    t = _targets(tmp_path, "score-file", "ens.tsv", "9.5\t-1.25\tq1\td1\td9\n", ctx=_ctx(lazy))
+    assert t.triples == [("q1", "d1", "d9")]  # d9 is unchecked: it fails when the student reads it
+
+
+def _many(n=10):
+    queries = {f"q{i}": f"query {i}" for i in range(n)}
+    docs = {f"d{i}": f"doc {i}" for i in range(n)}
+    return Collection("many", queries, docs, {f"q{i}": {f"d{i}": 1} for i in range(n)}, {})
+
+
+def test_label_budget_is_drawn_from_the_queries_the_file_covers(tmp_path):
+    from benchmark.training import training_qids
+
+    coll = _many()
+    covered = ["q7", "q8", "q9"]
+    text = "".join(f"1.0\t0.0\t{q}\td{q[1:]}\td0\n" for q in covered)
+    t = _targets(tmp_path, "score-file", "ens.tsv", text, ctx=_ctx(coll, max_queries=2))
+    assert set(t.pool) == set(training_qids(coll, 2, among=covered)) and set(t.pool) < set(covered)
+    assert len(t.triples) == 2 and {q for q, _, _ in t.triples} == set(t.pool)
+    one = _targets(tmp_path, "score-file", "ens.tsv", text, ctx=_ctx(coll, max_queries=1))
+    assert set(one.pool) < set(t.pool)  # budgets stay nested
+    # the old draw (the first 2 of all 10 judged queries, then the file's) keeps fewer than 2 here
+    assert len(set(training_qids(coll, 2)) & set(covered)) < 2
+
+
+def test_docpairs_read_by_ir_datasets_tsv_reader(tmp_path):
+    """MS MARCO's qidpidtriples layout (qid, pid+, pid-; tab-separated) through ir_datasets' TsvDocPairs."""
+    t = _targets(tmp_path, "docpairs", "qidpidtriples.train.tsv", "q1\td1\td3\nq2\td2\td1\nq1\td1\td2\n")
+    assert t.kind == "labels" and t.triples == [("q1", "d1", "d3"), ("q2", "d2", "d1"), ("q1", "d1", "d2")]
+    assert t.values("q2", ["d2", "d1"]) == [2.0, 0.0]
+    with pytest.raises(BenchError, match=r"triples.tsv:2: d\+ 'd3' is not judged relevant for query 'q2'"):
+        _targets(tmp_path, "docpairs", "triples.tsv", "q1\td1\td3\nq2\td3\td1\n")
+
+
+def test_offline_ir_datasets_docpairs_fail_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("IR_DATASETS_HOME", str(tmp_path / "irds"))
+    with pytest.raises(BenchError, match="could not read docpairs of ir_datasets id 'vaswani'|not an ir_datasets id"):
+        compute_targets(TeacherSpec("t", "docpairs", path="irds:vaswani"), _ctx())
+
+
+def test_triples_sampler_refuses_a_teacher_without_triples():
+    with pytest.raises(BenchError, match="sampler 'triples' needs a teacher that lists .* not a labels teacher"):
+        compute_targets(get_teacher("labels"), _ctx(sampler="triples"))
 
 
 @pytest.mark.parametrize("kind, name, text, culprit", [
@@ -85,7 +199,7 @@ def test_shipped_llm_ranking_example_covers_the_embedded_training_queries():
     from benchmark.datasets import get_dataset, load_collection
 
     train = load_collection(get_dataset("embedded-train"))
-    ctx = TeacherContext(train, {}, SimpleNamespace(), lambda n: None)
+    ctx = TeacherContext(train, {}, SimpleNamespace(train=TrainConfig()), lambda n: None)
     targets = compute_targets(get_teacher("llm-example"), ctx)
     assert targets.kind == "ranks" and set(targets.pool) == set(train.queries)
     assert all(len(r) == 20 for r in targets.pool.values())

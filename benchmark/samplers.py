@@ -1,0 +1,145 @@
+"""Sampler rows: how a training step's groups of candidates are built (the ``train.sampler`` axis).
+
+Rows (``SAMPLERS``) are declarative; each row's behaviour is one function in ``SAMPLE_FUNCS`` under the same name.
+Every function turns the training queries and their ``Candidates`` into one epoch's ``Groups`` (a group = one query
+and the K documents the objective compares); ``training.epoch_groups`` orders them into batches. Sources, per recipe
+of the seed paper (``xpmir/cross-encoders: src/training_utils.py`` ``build_trainer``):
+
+- ``groups`` — InfoNCE: one judged positive + K-1 negatives drawn from a first-stage run
+  (``msmarco_colbertv2_annotated(passages_per_query=8)``: the ColBERTv2 top-500, negatives drawn with replacement by
+  ``DistillationNegativesSampler._sample_docs`` in ``experimaestro/experimaestro-ir:
+  src/xpmir/letor/distillation/samplers.py``; batch 32 // 8 = 4 queries).
+- ``triples`` — BCE and Hinge on the official MS MARCO train triples (``msmarco_v1_docpairs_efficient_sampler``,
+  ``PairwiseTrainer``), Margin-MSE on the Hofstätter et al. ensemble file (``msmarco_hofstaetter_ensemble_hard_negatives``
+  -> ``DistillationPairwiseSampler``, which "just loops over samples" in file order); K = 2, anchor = the file's d+,
+  batch 32 triples.
+- ``lists`` — ADR-MSE and DistillRankNET on the teacher's whole ranked list (``msmarco_rankdistillm_colbert_top50``,
+  batch 1 list; Rank-DistiLLM ``webis-de/rank-distillm: configs/finetune.yaml``: ``sampling_strategy: top``,
+  ``depth: 100``, ``sample_size: 100``, ``train_batch_size: 32``), no forced positive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .collection import Collection
+from .errors import BenchError
+from .registry import Registry
+
+Triple = tuple[str, str, str]  # (qid, d+, d-) as a teacher file or the MS MARCO train triples list it
+
+
+@dataclass
+class Groups:
+    qids: list[str]  # one entry per group (a query holds several groups under the triples sampler)
+    docids: list[list[str]]  # [n][K]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """What the samplers draw from: each training query's candidate list (a file teacher's list, best first, or the
+    first-stage top-``negatives_depth``) and, where the teacher lists them, its triples in file order."""
+
+    lists: Mapping[str, Sequence[str]]
+    triples: Sequence[Triple] | None = None
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    name: str
+    positive: bool  # every group holds a judged positive, so training queries need one
+    needs_triples: bool  # the teacher must list (q, d+, d-) triples (a score-file TSV or a docpairs row)
+    shuffle: bool  # a fresh permutation of the groups every epoch (else the order the source lists them)
+    source: str
+    description: str = ""
+
+
+SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
+for _spec in [
+    SamplerSpec("groups", positive=True, needs_triples=False, shuffle=True,
+                source="xpmir/cross-encoders: src/training_utils.py (infoNCE_RankDistiLLM, msmarco_colbertv2_annotated)",
+                description="1 judged positive + K-1 negatives from the first-stage top-negatives_depth"),
+    SamplerSpec("triples", positive=False, needs_triples=True, shuffle=False,
+                source="xpmir/cross-encoders: src/training_utils.py (bce, hingeLoss, marginMSE samplers)",
+                description="the teacher file's (q, d+, d-) triples exactly as listed, K = 2, anchor d+"),
+    SamplerSpec("lists", positive=False, needs_triples=False, shuffle=True,
+                source="xpmir/cross-encoders: src/training_utils.py (ADR_MSE, distillRankNET); "
+                       "webis-de/rank-distillm: configs/finetune.yaml",
+                description="the teacher's whole ranked list (its first negatives_depth), no forced positive"),
+]:
+    SAMPLERS.add(_spec.name, _spec)
+
+
+def get_sampler(name: str) -> SamplerSpec:
+    return SAMPLERS.get(name)
+
+
+SampleFn = Callable[[Collection, Sequence[str], Any, np.random.Generator, Candidates], Groups]
+SAMPLE_FUNCS: Registry[SampleFn] = Registry("sampler function")
+
+
+def sample(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+           cands: Candidates) -> Groups:
+    """One epoch's groups under ``cfg.sampler`` (``cfg``: a ``TrainConfig``)."""
+    groups = SAMPLE_FUNCS.get(cfg.sampler)(collection, qids, cfg, rng, cands)
+    if not groups.qids:
+        raise BenchError(f"dataset {collection.name!r}: sampler {cfg.sampler!r} built no training group")
+    return groups
+
+
+@SAMPLE_FUNCS.register("groups")
+def _groups(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+            cands: Candidates) -> Groups:
+    """One positive (uniform over judged-relevant docs) + K-1 negatives per query.
+
+    ``negatives = "first-stage"``: from the query's candidate list (hard negatives); ``"random"``: from the union of
+    all training queries' candidates (random docs of the collection without enumerating a lazy docstore). Without
+    replacement (default) K-1 distinct negatives, at most as many as there are; with ``negatives_replacement`` always
+    K-1, drawn with replacement as ``DistillationNegativesSampler`` does. Candidates that happen to be judged keep
+    their grade as target.
+    """
+    all_cands = sorted({d for ds in cands.lists.values() for d in ds}) if cfg.negatives == "random" else None
+    out_q, out_d = [], []
+    for q in qids:
+        rels = sorted(d for d, g in collection.qrels.get(q, {}).items() if g > 0)
+        pos = rels[rng.integers(len(rels))]
+        pool = [d for d in (all_cands if all_cands is not None else cands.lists.get(q, ())) if d != pos]
+        if not pool:
+            continue
+        if cfg.negatives_replacement:
+            take = rng.choice(len(pool), size=cfg.group_size - 1, replace=True)
+        else:
+            take = np.sort(rng.choice(len(pool), size=min(cfg.group_size - 1, len(pool)), replace=False))
+        out_q.append(q)
+        out_d.append([pos, *(pool[i] for i in take)])
+    return Groups(out_q, out_d)
+
+
+@SAMPLE_FUNCS.register("triples")
+def _triples(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+             cands: Candidates) -> Groups:
+    """Every listed triple of a training query, in the source's order, as the group [d+, d-]."""
+    if cands.triples is None:
+        raise BenchError("sampler 'triples' needs a teacher that lists (q, d+, d-) triples (a score-file TSV or a "
+                         "docpairs row)")
+    keep = set(qids)
+    rows = [t for t in cands.triples if t[0] in keep]
+    return Groups([q for q, _, _ in rows], [[pos, neg] for _, pos, neg in rows])
+
+
+@SAMPLE_FUNCS.register("lists")
+def _lists(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+           cands: Candidates) -> Groups:
+    """Each training query's candidate list as it stands (best first), cut at ``negatives_depth``; queries with
+    fewer than two candidates have nothing to rank and are left out."""
+    out_q, out_d = [], []
+    for q in qids:
+        docs = list(cands.lists.get(q, ()))[:cfg.negatives_depth]
+        if len(docs) >= 2:
+            out_q.append(q)
+            out_d.append(docs)
+    return Groups(out_q, out_d)
