@@ -75,7 +75,7 @@ def _report(results: Path, out: Path, **options) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
-    from .grid import check_inputs, run_grid
+    from .grid import check_inputs, missing_inputs, run_grid
     from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
@@ -83,8 +83,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from .dryrun import describe_grid
 
-        check_inputs(experiment)
         print(describe_grid(experiment, Path(args.results), only=only))
+        for line in missing_inputs(experiment):  # the listing stands; then what a run would refuse, a line each
+            print(f"missing: {line}")
+        check_inputs(experiment)
         return 0
     results = Path(args.results)
     if not args.no_report:

@@ -32,6 +32,7 @@ from .teachers import TEACHERS, TeacherSpec
 
 DEVICES = ("auto", "cpu", "cuda")
 NEGATIVES = ("first-stage", "random")
+LR_SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None  # overrides warmup_ratio when set
+    # After the warmup: "linear" decay to 0 at the last step (the seed paper's xpm_torch LinearWithWarmup) or
+    # "constant" (a Lightning run that configures no scheduler, as webis-de/rank-distillm: configs/finetune.yaml).
+    lr_schedule: str = "linear"
     max_grad_norm: float = 1.0  # gradient clipping (0 = none, as xpmir/cross-encoders: src/configuration.py)
     adam_eps: float = 1e-8
     # Periodic validation (core_base_paper.yaml: validation_interval 50 epochs of 100 steps = every 5,000 steps,
@@ -97,6 +101,7 @@ class TrainConfig:
                              "(e.g. nDCG@10)") from None
         _one_of(self, "negatives", NEGATIVES)
         _one_of(self, "sampler", tuple(SAMPLERS.names()))
+        _one_of(self, "lr_schedule", LR_SCHEDULES)
         _one_of(self, "device", DEVICES)
         _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
 

@@ -302,14 +302,25 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
     return record
 
 
-def check_inputs(experiment: Experiment) -> None:
-    """The local files the grid's dataset rows name (directories, run files) exist: found before any cell trains,
-    not when the first cell that reads them fails. (Teacher files may be fetched on first use, so they are not.)"""
+def missing_inputs(experiment: Experiment) -> list[str]:
+    """The local files the grid's dataset rows name (directories, run files) that do not exist, one line each.
+    (Teacher files may be fetched on first use, so they are not checked.)"""
+    missing = []
     for name, spec in {n: s for c in experiment.cells for n, s in c.datasets.items()}.items():
         if spec.source in ("trec-dir", "beir-dir") and not Path(spec.path or "").is_dir():
-            raise BenchError(f"dataset {name!r}: directory {spec.path!r} does not exist")
+            missing.append(f"dataset {name!r}: directory {spec.path!r} does not exist")
         if spec.first_stage.startswith("run:") and not Path(spec.first_stage[4:]).is_file():
-            raise BenchError(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist")
+            missing.append(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist")
+    return missing
+
+
+def check_inputs(experiment: Experiment) -> None:
+    """Every local input the grid names exists: found before any cell trains, not when the first cell that reads
+    it fails."""
+    missing = missing_inputs(experiment)
+    if missing:
+        more = f" (and {len(missing) - 1} more missing input(s): run --dry-run to list them)" if len(missing) > 1 else ""
+        raise BenchError(missing[0] + more)
 
 
 def check_data(experiment: Experiment) -> None:

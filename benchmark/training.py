@@ -178,13 +178,16 @@ def warmup_steps(cfg: TrainConfig, total: int) -> int:
     return cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 over ``warmup`` steps, then linear decay to 0 at ``total``: xpm_torch's
+def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int, schedule: str = "linear"
+                   ) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 over ``warmup`` steps, then (``linear``) linear decay to 0 at ``total``: xpm_torch's
     ``LinearWithWarmup`` with its default min_factor 0, the seed paper's scheduler (experimaestro/xpm-torch:
     src/xpm_torch/schedulers.py, chosen by src/xpm_torch/experiments/configuration.py), which is the same function
-    as transformers' ``get_linear_schedule_with_warmup``."""
-    from transformers import get_linear_schedule_with_warmup
+    as transformers' ``get_linear_schedule_with_warmup``; or (``constant``) the full rate after the warmup."""
+    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
+    if schedule == "constant":
+        return get_constant_schedule_with_warmup(opt, warmup)
     return get_linear_schedule_with_warmup(opt, warmup, total)
 
 
@@ -238,7 +241,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.adam_eps)
-    sched = make_scheduler(opt, warmup, total)
+    sched = make_scheduler(opt, warmup, total, cfg.lr_schedule)
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
     best = Best(validate if cfg.validate_every > 0 else None)

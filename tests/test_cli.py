@@ -45,17 +45,35 @@ def test_dry_run_lists_every_cell(capsys, monkeypatch, tmp_path):
 
 
 def test_paper_grid_dry_run_offline(capsys, monkeypatch, tmp_path):
-    """The paper grid lists every cell (5 backbones x 4 recipes), its data and models, with no network."""
+    """The seed paper's grid (5 backbones x 6 recipes x 3 seeds) lists every cell with its step shape, data and models
+    and every evaluation set's first stage, depths and measures, offline; the run files a user must supply are
+    named, one line each, and the exit code says the grid cannot run here yet."""
     monkeypatch.chdir(ROOT)
-    assert main(["experiments/paper.toml", "--dry-run", "--results", str(tmp_path)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "grid paper: 20 cell(s)" and sum("[todo]" in line for line in out) == 20
-    assert any("margin-mse__hofstaetter-ensemble" in line and "bert_cat_ensemble" in line for line in out)
+    assert main(["experiments/paper.toml", "--dry-run", "--results", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0] == "grid paper: 90 cell(s)" and sum("[todo]" in line for line in out) == 90
     cells = [line for line in out if "[todo]" in line]
-    assert all("trec-dl-2019=msmarco-passage/trec-dl-2019/judged" in line for line in cells)
-    # every evaluation set's first stage, depths and measures (listed once: all cells share them)
-    assert ("        eval trec-dl-2019: first stage bm25 top-100, rerank top-100, measures nDCG@10 RR(rel=2) AP(rel=2) "
-            "Judged@10") in out
-    assert "        eval msmarco-dev: first stage bm25 top-100, rerank top-100, measures nDCG@10 RR@10 Judged@10" in out
+    assert sum("__margin-mse__hofstaetter-ensemble__" in line and "bert_cat_ensemble" in line for line in cells) == 15
+    assert sum("(200000 steps x 32 x 2 pairs, 40 validations)" in line for line in cells) == 45  # BCE, Hinge, MarginMSE
+    assert sum("(200000 steps x 4 x 8 pairs, 40 validations)" in line for line in cells) == 15  # InfoNCE
+    assert sum("(200000 steps x 1 x 50 pairs, 40 validations)" in line for line in cells) == 30  # the list losses
+    assert ("        eval trec-dl-2019: first stage splade-v3-distilbert (run:data/splade-v3-distilbert/trec-dl-2019.run) "
+            "top-1000, rerank top-1000, measures nDCG@10 RR(rel=2) AP(rel=2) Judged@10 AP RR@10") in out
     assert sum(line.startswith("        eval ") for line in out) == 22
-    assert out[-1].startswith("total ~") and "GPU-h" in out[-1]
+    missing = [line for line in out if line.startswith("missing: ")]
+    assert len(missing) == 24 and "missing: dataset 'robust04': run file 'data/splade-v3-distilbert/robust04.run' " \
+        "does not exist" in missing
+    assert captured.err.count("\n") == 1 and "(and 23 more missing input(s)" in captured.err
+
+
+@pytest.mark.parametrize("grid, n, shape, rc", [
+    ("rank-distillm", 2, "(939 steps x 32 x 100 pairs)", 2),  # 10k queries x 3 epochs / 32; the DL runs are missing
+    ("hofstaetter", 1, "(300000 steps x 32 x 2 pairs", 0),
+])
+def test_reproduction_grids_dry_run_offline(capsys, monkeypatch, tmp_path, grid, n, shape, rc):
+    """Each reproduced paper's own protocol as a grid: its cell count and step shapes, offline."""
+    monkeypatch.chdir(ROOT)
+    assert main([f"experiments/{grid}.toml", "--dry-run", "--results", str(tmp_path)]) == rc
+    cells = [line for line in capsys.readouterr().out.splitlines() if "[todo]" in line]
+    assert len(cells) == n and all(shape in line for line in cells)

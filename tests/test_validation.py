@@ -78,6 +78,21 @@ def test_linear_schedule_with_warmup_steps_at_known_steps():
     assert training.warmup_steps(TrainConfig(warmup_ratio=0.25), 6) == 1  # without warmup_steps: the ratio
 
 
+def test_constant_schedule_keeps_the_rate_after_warmup():
+    """lr_schedule = "constant" (Lightning without a scheduler, as Rank-DistiLLM's finetune.yaml): 2 warmup steps,
+    then 1e-3 to the end."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = training.make_scheduler(opt, 2, 6, "constant")
+    lrs = []
+    for _ in range(7):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(BenchError, match="train.lr_schedule must be one of linear, constant"):
+        TrainConfig(lr_schedule="cosine")
+
+
 def test_max_steps_cycles_epochs_with_the_schedule_and_clipping(setup, monkeypatch):
     """7 steps over 3-step epochs: 3 epochs, each step at its scheduled lr, gradients clipped at max_grad_norm."""
     lrs, eps, norms = [], [], []

@@ -5,7 +5,7 @@ seeded by ``build_cross_encoder(spec, seed=0)``, rebuilt fresh, untimed, before 
 first N training queries (32 untimed, 48 when timing), groups of K=8 (one positive + 7 negatives from the first-stage
 top-30), 16 queries (128 pairs) per step, one epoch, InfoNCE on label targets, AdamW lr 2e-4, max_length 96, fp32,
 cpu. The plain loop draws exactly the grid's groups and batch order (``training_qids``, ``negative_pool``,
-``sample_groups`` and a permutation from ``numpy.random.default_rng(0)``), then per step calls the transformers
+``samplers.sample`` and a permutation from ``numpy.random.default_rng(0)``), then per step calls the transformers
 tokenizer directly, runs one forward of all B*K pairs padded to the longest, applies the same objective to the [B, K]
 scores, backward, AdamW step. The grid's loop tokenizes with the Rust backend directly and runs the pairs in
 length-sorted chunks (``sorted_forward``) on the unpadded forward of ``benchmark.fastpath``; it also clips gradients
@@ -73,19 +73,17 @@ def initial(cell) -> dict[str, torch.Tensor]:
 
 def grid_data(cell, cfg) -> tuple[list[str], dict[str, list[str]]]:
     """The grid's training queries and their first-stage negative pool for ``cfg``."""
-    from benchmark.training import negative_pool, training_qids
+    from benchmark.training import training_queries
 
-    coll = cell[1]
-    qids = training_qids(coll, cfg.max_queries)
-    return qids, negative_pool(coll, qids, cfg.negatives_depth)
+    return training_queries(cell[1], cfg)
 
 
 def first_groups(cell, cfg):
     """The groups the grid draws in its first epoch (seed ``SEED``)."""
-    from benchmark.training import sample_groups
+    from benchmark.samplers import sample
 
     qids, pool = grid_data(cell, cfg)
-    return sample_groups(cell[1], qids, cfg, np.random.default_rng(SEED), pool)
+    return sample(cell[1], qids, cfg, np.random.default_rng(SEED), pool)
 
 
 def train_grid(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
@@ -99,7 +97,8 @@ def train_grid(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
 
 def train_plain(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
     """The loop a user would write by hand, on the grid's groups: one padded forward of all B*K pairs per step."""
-    from benchmark.training import as_objective_targets, sample_groups
+    from benchmark.samplers import sample
+    from benchmark.training import as_objective_targets
 
     _, coll, targets, objective = cell
     torch.manual_seed(SEED)
@@ -109,7 +108,7 @@ def train_plain(model, tokenizer, cell, cfg) -> tuple[int, list[float]]:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     pairs, losses = 0, []
     for _ in range(cfg.epochs):
-        groups = sample_groups(coll, qids, cfg, rng, pool)
+        groups = sample(coll, qids, cfg, rng, pool)
         order = rng.permutation(len(groups.qids))
         for b in range(0, len(order), cfg.batch_size):
             batch = [(groups.qids[i], groups.docids[i]) for i in order[b:b + cfg.batch_size]]
