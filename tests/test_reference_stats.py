@@ -1,6 +1,7 @@
 """Statistics with tiers (randomization test by enumeration, Welch over seeds, planted tiers), the random-order
 baseline, the teacher's own run, and the report's reference rows, retention column, baselines and verdict."""
 
+import dataclasses
 import re
 
 import numpy as np
@@ -176,6 +177,7 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     """A model teacher's run on the eval candidates: scored once (then cached), evaluated like the student's."""
     from benchmark.config import load_experiment
     from benchmark.evaluation import evaluate
+    from benchmark.firststage import cut
     from benchmark.grid import load, reference_metrics
     from benchmark.teachers import TeacherContext
     from tests_support import TINY_GRID
@@ -196,12 +198,13 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     monkeypatch.setattr(teachers, "_cross_encoder_scores", oracle)
     ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
-    out = reference_metrics(cell, ctx, data, qids)
-    ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in data.ranked(q, cell.eval.top_k)}
-             for q in qids}
-    assert out["teacher"]["name"] == "tiny-ce" and asked == [len(qids) * cell.eval.top_k]
+    # the candidates run_cell reranks: the rerank depth through the tie-safe cut
+    view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, "tiny-test"))
+    out = reference_metrics(cell, ctx, view, qids)
+    ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in view.ranked(q)} for q in qids}
+    assert out["teacher"]["name"] == "tiny-ce" and asked == [sum(len(view.ranked(q)) for q in qids)]
     assert out["teacher"]["nDCG@10"] == pytest.approx(evaluate(ideal, data.qrels)[0]["nDCG@10"])
     assert out["random_order"]["shuffles"] == 20 and out["random_order"]["nDCG@10"] < out["teacher"]["nDCG@10"]
-    assert reference_metrics(cell, ctx, data, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
+    assert reference_metrics(cell, ctx, view, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
     labels = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "labels")
     assert "teacher" not in reference_metrics(labels, ctx, data, qids)  # no model teacher: no teacher row
