@@ -14,9 +14,13 @@ EXECUTORS: Registry[Executor] = Registry("executor")
 
 
 @EXECUTORS.register("local")
-def local(cells: Sequence[CellConfig], results_dir: str, **options: Any) -> Iterator[dict[str, Any]]:
-    """One cell after another in this process (collections and teacher scores are shared in memory)."""
+def local(cells: Sequence[CellConfig], results_dir: str, *, on_start: Callable[[CellConfig], None] | None = None,
+          **options: Any) -> Iterator[dict[str, Any]]:
+    """One cell after another in this process (collections and teacher scores are shared in memory); ``on_start``
+    hears of each cell as it starts."""
     for cell in cells:
+        if on_start:
+            on_start(cell)
         yield execute_cell(cell, results_dir)
 
 
@@ -26,7 +30,8 @@ def get_executor(name: str) -> Executor:
 
 @EXECUTORS.register("ray")
 def ray_executor(cells: Sequence[CellConfig], results_dir: str, *, address: str | None = None,
-                 num_cpus: float = 1, num_gpus: float = 0, **options: Any) -> Iterator[dict[str, Any]]:
+                 num_cpus: float = 1, num_gpus: float = 0, on_start: Callable[[CellConfig], None] | None = None,
+                 **options: Any) -> Iterator[dict[str, Any]]:
     """One Ray task per cell on a local or remote cluster (``address``); ``results_dir`` must be storage every
     worker can write (a shared filesystem path). Each task writes its own record atomically, so a lost worker
     loses only its running cell, and rerunning the grid resumes."""
@@ -40,6 +45,8 @@ def ray_executor(cells: Sequence[CellConfig], results_dir: str, *, address: str 
         ray.init(address=address, **options)
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus)(execute_cell)
     pending = [task.remote(cell, results_dir) for cell in cells]
+    for cell in cells if on_start else ():  # every task is submitted at once: the cluster runs what it can
+        on_start(cell)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -400,9 +401,17 @@ def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "loca
             echo(f"{cell.cell_id}: {why}")
         runnable.append(cell)
     run = get_executor(executor)
-    for record in run(runnable, str(results_dir), **(executor_options or {})):
+    started = time.perf_counter()
+
+    def on_start(cell: CellConfig) -> None:
+        echo(f"running {short_name(cell)} ({len(runnable) - len(summary.ran)} cell(s) left)")
+
+    for record in run(runnable, str(results_dir), on_start=on_start, **(executor_options or {})):
         summary.ran.append(record)
-        echo(describe(record, len(summary.ran) + len(done), len(experiment.cells)))
+        left = len(runnable) - len(summary.ran)
+        per_cell = (time.perf_counter() - started) / len(summary.ran)
+        eta = f"; {left} left, about {per_cell * left / 60:.0f} min more" if left else ""
+        echo(describe(record, len(summary.ran) + len(done), len(experiment.cells)) + eta)
     return summary
 
 

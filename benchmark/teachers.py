@@ -50,6 +50,7 @@ class TeacherSpec:
     finetune_epochs: int = 0  # fine-tune each model on the training labels first (0 = use as is)
     finetune_objective: str = "infonce"
     finetune_lr: float = 5e-5
+    finetune_batch_size: int | None = None  # queries per fine-tuning step (None: the cell's train.batch_size)
     path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
     md5: str | None = None  # expected md5 of the file at path, checked before reading it
     description: str = ""
@@ -71,15 +72,17 @@ TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
     TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2, finetune_lr=2e-4,
+                finetune_batch_size=16,
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
     TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=2e-4,
+                finetune_batch_size=16,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
     TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
                 description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("llm-example", "llm-ranking", path="embedded-llm-ranking.jsonl",
                 description="RankZephyr-format ranked lists shipped in benchmark/data (made by MiniLM, see README)"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
-                finetune_lr=2e-4,
+                finetune_lr=2e-4, finetune_batch_size=16,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
     TEACHERS.add(_spec.name, _spec)
@@ -229,8 +232,9 @@ def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candid
 
 
 def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
-    """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length,
-    the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16 (teachers are not timed, so speed wins)."""
+    """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length
+    (the row's own batch size where it sets one), the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16
+    (teachers are not timed, so speed wins)."""
     from .config import TrainConfig
     from .training import fast_cpu_dtype, resolve_device
 
@@ -238,7 +242,7 @@ def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     cuda = resolve_device(base.device).type == "cuda"
     return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
-                       batch_size=base.batch_size, lr=spec.finetune_lr, max_length=base.max_length,
+                       batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr, max_length=base.max_length,
                        dtype=backbone.dtype if cuda else fast_cpu_dtype(), device=base.device)
 
 

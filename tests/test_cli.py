@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("args, culprit", [
     (["/nonexistent.toml"], "cannot read grid file '/nonexistent.toml'"),
-    (["experiments/default.toml", "--only", "backbone"], "--only expects AXIS=VALUE"),
-    (["experiments/default.toml", "--only", "backbone=nope", "--dry-run"], "matches no cell"),
-    (["experiments/default.toml", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["experiments/smoke.toml", "--only", "backbone"], "--only expects AXIS=VALUE"),
+    (["experiments/smoke.toml", "--only", "backbone=nope", "--dry-run"], "matches no cell"),
+    (["experiments/smoke.toml", "--executor", "slurm"], "unknown executor 'slurm'"),
     (["report", "/nonexistent-results"], "results directory '/nonexistent-results' does not exist"),
 ])
 def test_bad_input_is_one_line_on_stderr(args, culprit, capsys, monkeypatch):
@@ -37,9 +37,9 @@ def test_malformed_toml_through_the_script(tmp_path):
 
 def test_dry_run_lists_every_cell(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    assert main(["experiments/default.toml", "--dry-run", "--results", str(tmp_path)]) == 0
+    assert main(["experiments/smoke.toml", "--dry-run", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "grid default: 30 cell(s)"
+    assert out[0] == "grid smoke: 30 cell(s)"
     assert sum("[todo]" in line for line in out) == 30
     assert "GPU-h" in out[1] and "embedded-train" in out[1]
 

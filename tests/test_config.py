@@ -16,9 +16,9 @@ def _grid(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_default_grid_expands_to_every_cell():
-    exp = load_experiment(ROOT / "experiments" / "default.toml")
-    assert exp.name == "default"
+def test_smoke_grid_expands_to_every_cell():
+    exp = load_experiment(ROOT / "experiments" / "smoke.toml")
+    assert exp.name == "smoke"
     assert len(exp.cells) == 5 * 3 * 2
     combos = {(c.backbone.name, c.objective, c.teacher.name) for c in exp.cells}
     assert len(combos) == 30

@@ -1,0 +1,65 @@
+"""The main job end to end: ``python run_grid.py`` (the embedded default grid, ending in a report) through the CLI,
+then what its records and report must show. Slow on a CPU (about 10 minutes on 2 cores with a cold cache: the teacher's
+fine-tuning and five MiniLM-L6 students); CI runs it. Which family ranks first is not asserted: the report states what
+the run measured."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.objectives import get_objective
+from benchmark.results import load_records
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = "embedded-test"
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("default")
+    assert main([str(ROOT / "experiments" / "default.toml"), "--results", str(out / "results"),
+                 "--reports", str(out / "reports")]) == 0
+    return load_records(out / "results"), (out / "reports" / "default" / "index.html").read_text()
+
+
+def test_every_family_learns_and_the_best_student_beats_bm25(default_run):
+    records, _ = default_run
+    assert len(records) == 5 and all(r["status"] == "ok" for r in records)
+    metrics = [r["metrics"][DATASET] for r in records]
+    random = metrics[0]["random_order"]["nDCG@10"]
+    bm25 = metrics[0]["first_stage"]["nDCG@10"]
+    assert all(m["random_order"]["nDCG@10"] == random for m in metrics)  # the same shuffles in every cell
+    best: dict[str, float] = {}
+    for rec, m in zip(records, metrics):
+        family = get_objective(rec["axes"]["objective"]).family
+        best[family] = max(best.get(family, 0.0), m["nDCG@10"])
+    assert set(best) == {"pointwise", "pairwise", "listwise"}
+    for family, value in best.items():  # clearly above a shuffle of the same candidates (its std is ~0.015)
+        assert value > random + 0.1, (family, value, random)
+    assert max(best.values()) > bm25, (best, bm25)
+
+
+def test_each_cell_is_evaluated_at_its_best_validation_step(default_run):
+    records, _ = default_run
+    for rec in records:
+        train = rec["train"]
+        assert train["steps"] == 50 and train["pairs"] == 1600  # equal training compute per recipe
+        validation = train["validation"]
+        steps = [step for step, _ in validation["curve"]]
+        assert steps == [10, 20, 30, 40, 50]
+        best = max(value for _, value in validation["curve"])
+        assert validation["best_value"] == best and [best_step for best_step, v in validation["curve"]
+                                                      if v == best][0] == validation["best_step"]
+
+
+def test_report_shows_reference_rows_retention_and_the_verdict(default_run):
+    records, page = default_run
+    distilled = [r for r in records if r["axes"]["teacher"] != "labels"]
+    teacher = distilled[0]["metrics"][DATASET]["teacher"]["nDCG@10"]
+    assert all(r["metrics"][DATASET]["teacher"]["nDCG@10"] == teacher for r in distilled)  # one teacher, cached
+    assert "retention" in page and "random order" in page and "minilm-l6-ce" in page
+    retention = distilled[0]["metrics"][DATASET]["nDCG@10"] / teacher
+    assert f"{retention:.3f}" in page
+    assert re.search(r"pointwise|pairwise|listwise", page) and "tier" in page
