@@ -320,7 +320,8 @@ def check_inputs(experiment: Experiment) -> None:
     it fails."""
     missing = missing_inputs(experiment)
     if missing:
-        more = f" (and {len(missing) - 1} more missing input(s): run --dry-run to list them)" if len(missing) > 1 else ""
+        more = (f" (and {len(missing) - 1} more missing input(s): run --dry-run to list them)"
+                if len(missing) > 1 else "")
         raise BenchError(missing[0] + more)
 
 
@@ -422,4 +423,5 @@ def describe(record: dict[str, Any], i: int, n: int) -> str:
     parts = [f"{name} nDCG@10 {m['nDCG@10']:.3f} ({m['first_stage_info']['name']} {m['first_stage']['nDCG@10']:.3f})"
              for name, m in record["metrics"].items()]
     cpu = record["latency"]["cpu"]
-    return f"[{i}/{n}] {axes}: {'; '.join(parts)}; CPU p50 {cpu['p50_ms']:.1f} ms/query; train {record['train']['seconds']:.0f} s"
+    return (f"[{i}/{n}] {axes}: {'; '.join(parts)}; CPU p50 {cpu['p50_ms']:.1f} ms/query; "
+            f"train {record['train']['seconds']:.0f} s")

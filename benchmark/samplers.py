@@ -10,9 +10,9 @@ of the seed paper (``xpmir/cross-encoders: src/training_utils.py`` ``build_train
   ``DistillationNegativesSampler._sample_docs`` in ``experimaestro/experimaestro-ir:
   src/xpmir/letor/distillation/samplers.py``; batch 32 // 8 = 4 queries).
 - ``triples`` — BCE and Hinge on the official MS MARCO train triples (``msmarco_v1_docpairs_efficient_sampler``,
-  ``PairwiseTrainer``), Margin-MSE on the Hofstätter et al. ensemble file (``msmarco_hofstaetter_ensemble_hard_negatives``
-  -> ``DistillationPairwiseSampler``, which "just loops over samples" in file order); K = 2, anchor = the file's d+,
-  batch 32 triples.
+  ``PairwiseTrainer``), Margin-MSE on the Hofstätter et al. ensemble file
+  (``msmarco_hofstaetter_ensemble_hard_negatives`` -> ``DistillationPairwiseSampler``, which "just loops over
+  samples" in file order); K = 2, anchor = the file's d+, batch 32 triples.
 - ``lists`` — ADR-MSE and DistillRankNET on the teacher's whole ranked list (``msmarco_rankdistillm_colbert_top50``,
   batch 1 list; Rank-DistiLLM ``webis-de/rank-distillm: configs/finetune.yaml``: ``sampling_strategy: top``,
   ``depth: 100``, ``sample_size: 100``, ``train_batch_size: 32``), no forced positive.
@@ -61,7 +61,8 @@ class SamplerSpec:
 SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
 for _spec in [
     SamplerSpec("groups", positive=True, needs_triples=False, shuffle=True,
-                source="xpmir/cross-encoders: src/training_utils.py (infoNCE_RankDistiLLM, msmarco_colbertv2_annotated)",
+                source="xpmir/cross-encoders: src/training_utils.py "
+                       "(infoNCE_RankDistiLLM, msmarco_colbertv2_annotated)",
                 description="1 judged positive + K-1 negatives from the first-stage top-negatives_depth"),
     SamplerSpec("triples", positive=False, needs_triples=True, shuffle=False,
                 source="xpmir/cross-encoders: src/training_utils.py (bce, hingeLoss, marginMSE samplers)",

@@ -242,7 +242,8 @@ def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     cuda = resolve_device(base.device).type == "cuda"
     return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
-                       batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr, max_length=base.max_length,
+                       batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr,
+                       max_length=base.max_length,
                        dtype=backbone.dtype if cuda else fast_cpu_dtype(), device=base.device)
 
 

@@ -208,3 +208,18 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     assert reference_metrics(cell, ctx, view, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
     labels = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "labels")
     assert "teacher" not in reference_metrics(labels, ctx, data, qids)  # no model teacher: no teacher row
+
+
+def test_convergence_names_the_cells_still_improving_at_their_last_validation():
+    from benchmark.report.views import convergence
+
+    def rec(objective, curve, pairs=1600):
+        return {"status": "ok", "axes": {"backbone": "m", "objective": objective, "teacher": "labels", "seed": 0},
+                "train": {"pairs": pairs, "validation": {"curve": curve, "best_step": max(curve, key=lambda c: c[1])[0]}}}
+
+    text = convergence([rec("bce", [[10, 0.2], [20, 0.5]], 1552), rec("infonce", [[10, 0.4], [20, 0.3]])])
+    assert text == ("Training budget: cells trained on 1,552–1,600 pairs; of the 2 validated cells (evaluated at their "
+                    "best step), still improving at the last validation (best step = last step), so their place may be "
+                    "a budget artefact: m / bce / labels.")
+    assert "none was still improving" in convergence([rec("infonce", [[10, 0.4], [20, 0.3]])])
+    assert convergence([{"status": "ok", "axes": {}, "train": {"pairs": 8}}]).endswith("convergence is not measured.")

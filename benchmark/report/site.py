@@ -1,6 +1,6 @@
 """The static site: the overview ``index.html``, one page per experiment (``<experiment>/index.html``) and one per
-cell (``<experiment>/<cell>.html``, with its loss and validation curves beside it). An experiment's tables, exports and plots sit
-beside the overview (``<experiment>-...``). Links are relative, so the site works from ``file://``."""
+cell (``<experiment>/<cell>.html``, with its loss and validation curves beside it). An experiment's tables, exports
+and plots sit beside the overview (``<experiment>-...``). Links are relative, so the site works from ``file://``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from .references import Reference
 from .stats import Systems, baseline_label, significance, tiers
 from .tables import (AGGREGATE_NAMES, display_quality, latency_table, main_table, quality_table, reference_table,
                      to_markdown)
-from .views import MARKS, families, latency_view, main_references, main_view, quality_references, quality_view
+from .views import (MARKS, convergence, families, latency_view, main_references, main_view, quality_references,
+                    quality_view)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TRACEBACK_CHARS = 8000
@@ -173,6 +174,7 @@ def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], o
                     "baselines": list(zip(MARKS, labels)),
                     "exports": export(out_dir, f"{stem}-ndcg10", table["mean"].round(4), shown, shown),
                     "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "", "families": families(recs, dataset),
+                    "convergence": convergence(recs),
                     "plots": [{"src": names[0], "alt": alt} for names, alt in figures if names]})
     return out
 

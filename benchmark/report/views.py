@@ -308,6 +308,27 @@ def families(records: list[dict[str, Any]], dataset: str) -> str:
             f"{'; '.join(best)}.")
 
 
+def convergence(records: list[dict[str, Any]]) -> str:
+    """Whether a gap between systems can be a training-budget artefact: the pairs each trained on and, where cells
+    validated, which of them were still improving at their last validation (their best step is the last one)."""
+    ok = [r for r in records if r.get("status") == "ok" and r.get("train")]
+    if not ok:
+        return ""
+    pairs = sorted({int(r["train"].get("pairs") or 0) for r in ok})
+    budget = (f"every cell trained on {pairs[0]:,} pairs" if len(pairs) == 1
+              else f"cells trained on {pairs[0]:,}–{pairs[-1]:,} pairs")
+    validated = [r for r in ok if (r["train"].get("validation") or {}).get("curve")]
+    if not validated:
+        return f"Training budget: {budget}; no cell validated, so convergence is not measured."
+    rising = [r for r in validated
+              if r["train"]["validation"]["best_step"] == r["train"]["validation"]["curve"][-1][0]]
+    names = ", ".join(sorted({" / ".join(str(v) for k, v in r["axes"].items() if k != "seed") for r in rising}))
+    still = (f"still improving at the last validation (best step = last step), so their place may be a budget "
+             f"artefact: {names}" if rising else "none was still improving at its last validation")
+    return (f"Training budget: {budget}; of the {len(validated)} validated cells (evaluated at their best step), "
+            f"{still}.")
+
+
 def provenance(records: list[dict[str, Any]]) -> dict[str, Any]:
     prov = [r.get("provenance") or {} for r in records]
     hardware = Counter(str((p.get("hardware") or {}).get("cpu")) for p in prov)
