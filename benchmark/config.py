@@ -106,6 +106,9 @@ class TrainConfig:
         _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
 
 
+DEFAULT_PRECISION = ("fp32",)
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     datasets: tuple[str, ...] = ("embedded-test",)
@@ -116,9 +119,17 @@ class EvalConfig:
     latency_repeats: int = 3
     latency_warmup: int = 2
     measures: tuple[str, ...] = ()  # ir_measures strings recorded on every dataset besides its row's measures
+    # benchmark.inference.PRECISIONS rows the trained model is also timed and evaluated in (the first eval dataset)
+    precision: tuple[str, ...] = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
         from .evaluation import parse_measures
+        from .inference import get_precision
+
+        for name in self.precision:
+            get_precision(name)
+        if len(set(self.precision)) != len(self.precision) or not self.precision:
+            raise BenchError(f"eval.precision must list distinct precisions, got {list(self.precision)}")
 
         _positive(self, "top_k", "batch_size", "latency_queries", "latency_repeats")
         object.__setattr__(self, "measures", parse_measures(self.measures, "eval.measures"))
@@ -162,6 +173,8 @@ class CellConfig:
         payload = self.to_dict()
         for volatile in ("experiment", "axes", "report"):  # identical work under another name is the same cell
             payload.pop(volatile)
+        if tuple(payload["eval"]["precision"]) == DEFAULT_PRECISION:  # cells from before the axis keep their ids
+            payload["eval"].pop("precision")
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     @property

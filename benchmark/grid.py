@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .collection import Collection
-from .config import CellConfig, Experiment
+from .config import DEFAULT_PRECISION, CellConfig, Experiment
 from .errors import BenchError
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, inspect_record, read_record, record_path,
                       write_record)
@@ -93,7 +93,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
                         dtype=cell.backbone.dtype if device.type == "cuda" else "fp32",
                         use_token_type_ids=cell.backbone.token_type_ids)
     metrics, per_query = {}, {}
-    latency_lists = None
+    latency_lists, quality = None, None
     for name in cell.eval.datasets:
         data, spec = load(cell, name), cell.datasets[name]
         qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
@@ -117,7 +117,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
         if latency_lists is None:  # latency on the same candidate lists as quality
             latency_lists = [(data.queries[q], [data.docs[d] for d in view.ranked(q)])
                              for q in qids[:cell.eval.latency_queries]]
-    latency = measure_all_latency(model, tokenizer, cell, latency_lists or [])
+            quality = precision_quality(name, agg["nDCG@10"], view, data, qids)
+    latency = measure_all_latency(model, tokenizer, cell, latency_lists or [], quality)
     return {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
         "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
@@ -175,21 +176,40 @@ def validator(cell: CellConfig, tokenizer) -> Callable[[Any], float] | None:
     return validate
 
 
-def measure_all_latency(model, tokenizer, cell: CellConfig, lists) -> dict[str, Any]:
-    """CPU latency always; CUDA latency too when a GPU is present (same model, same candidate lists)."""
+def precision_quality(name: str, fp32_ndcg: float, view: Collection, data: Collection, qids: list[str]):
+    """nDCG@10 of a reranker on the candidates ``view`` holds for ``qids`` (the cell's first eval dataset)."""
+    from .datasets import fold_passages
+    from .evaluation import evaluate
+    from .latency import QualityCheck
+
+    def score(reranker) -> float:
+        agg, _ = evaluate(fold_passages(reranker.rerank(view, qids, k=None), data), data.qrels, ["nDCG@10"],
+                          name=f"{name} ({reranker.precision})")
+        return agg["nDCG@10"]
+
+    return QualityCheck(name, fp32_ndcg, score)
+
+
+def measure_all_latency(model, tokenizer, cell: CellConfig, lists, quality=None) -> dict[str, Any]:
+    """CPU latency always; CUDA latency too when a GPU is present (same model, same candidate lists); with
+    ``eval.precision`` beyond fp32 and a ``QualityCheck``, ``precision``: each precision's CPU latency and quality."""
     import torch
 
     from .inference import Reranker
-    from .latency import measure_latency
+    from .latency import measure_latency, measure_precisions
 
     max_length = cell.eval.max_length or cell.train.max_length
+    settings = dict(max_length=max_length, batch_size=cell.eval.batch_size,
+                    use_token_type_ids=cell.backbone.token_type_ids)
+    timing = dict(warmup=cell.eval.latency_warmup, repeats=cell.eval.latency_repeats)
     out: dict[str, Any] = {}
     for device, dtype in [("cpu", "fp32"), *([("cuda", cell.backbone.dtype)] if torch.cuda.is_available() else [])]:
-        reranker = Reranker(model.to(device), tokenizer, max_length=max_length, batch_size=cell.eval.batch_size,
-                            device=device, dtype=dtype, use_token_type_ids=cell.backbone.token_type_ids)
-        out[device] = measure_latency(reranker, lists, warmup=cell.eval.latency_warmup,
-                                      repeats=cell.eval.latency_repeats)
+        reranker = Reranker(model.to(device), tokenizer, device=device, dtype=dtype, **settings)
+        out[device] = measure_latency(reranker, lists, **timing)
     out.setdefault("cuda", None)
+    if quality is not None and tuple(cell.eval.precision) != DEFAULT_PRECISION and out["cpu"]:
+        out["precision"] = measure_precisions(model.to("cpu"), tokenizer, cell.eval.precision, lists, quality,
+                                              fp32_latency=out["cpu"], **timing, **settings)
     return out
 
 

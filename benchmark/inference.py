@@ -7,19 +7,32 @@ token length pads 16% over the real tokens at batch 32 (a character-length proxy
 of 25: 12% on the 58 test lists of 100, 15% for 3 x 32 + 4); SDPA attention (chosen when the model is built,
 ``BackboneSpec.attn_implementation``) is ~10% faster than eager; ``torch.compile`` (inductor, dynamic shapes) was 3x
 *slower* on CPU and takes about a minute to compile: off by default, meant for CUDA.
+
+Precisions (``PRECISIONS``, the ``eval.precision`` axis) score the same trained model in another number format or
+runtime, all existing library code: fp32; bf16 autocast (on CPU only where the processor computes bf16 natively,
+AVX512-BF16 or AMX); int8 dynamic quantisation of every ``nn.Linear`` (``torch.ao.quantization.quantize_dynamic``,
+weights int8, activations quantised per batch), which keeps the unpadded forward; ONNX Runtime on the exported Hugging
+Face graph in fp32, or with int8 weights (``onnxruntime.quantization.quantize_dynamic``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
-from collections.abc import Iterable, Sequence
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .collection import Collection, Run
+from .errors import BenchError
 from .fastpath import first_logits
+from .registry import Registry
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Pairs tokenized and padded at once: bounds the padded id arrays (3 x 8192 x 512 int64 = 100 MB at most) when a
@@ -102,13 +115,19 @@ class Reranker:
 
     def __init__(self, model, tokenizer, *, max_length: int = 512, batch_size: int = 64,
                  device: str | torch.device = "cpu", dtype: str = "fp32", use_token_type_ids: bool = True,
-                 compile: bool = False, unpad: bool = True) -> None:
+                 compile: bool = False, unpad: bool = True,
+                 forward: tuple[Callable[..., torch.Tensor], str] | None = None, precision: str | None = None) -> None:
+        """``forward``: a ``logits[:, 0]`` function and its name, replacing the model's own (an ONNX Runtime session);
+        ``precision``: the ``PRECISIONS`` row this reranker scores in (recorded with latency; default ``dtype``)."""
         if dtype != "fp32" and dtype not in AUTOCAST:
             raise ValueError(f"dtype must be fp32, bf16 or fp16, got {dtype!r}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        self.precision = precision or dtype
         # The path name is recorded with latency: which forward was timed.
-        if compile:  # dynamic=True: every batch has its own width; one graph instead of a recompile per width.
+        if forward is not None:
+            self.logits, self.path = forward
+        elif compile:  # dynamic=True: every batch has its own width; one graph instead of a recompile per width.
             compiled = torch.compile(self.model, dynamic=True)
             self.logits, self.path = (lambda **batch: compiled(**batch).logits[:, 0]), "hf-compiled"
         else:
@@ -155,3 +174,112 @@ class Reranker:
         for (q, d), s in zip(pairs, scores):
             run.setdefault(q, {})[d] = float(s)
         return run
+
+
+@dataclass(frozen=True)
+class Precision:
+    """A number format and runtime a trained model is scored in (one ``eval.precision`` row)."""
+
+    runtime: str  # "torch" | "onnxruntime"
+    weights: str  # "fp32" | "bf16" | "int8": the format of the weights the matrix products read
+    cpu_only: bool = False  # dynamic int8 kernels (fbgemm, ONNX Runtime's CPU provider) exist on CPU only
+
+
+PRECISIONS: Registry[Precision] = Registry("precision")
+PRECISIONS.add("fp32", Precision("torch", "fp32"))
+PRECISIONS.add("bf16", Precision("torch", "bf16"))
+PRECISIONS.add("int8", Precision("torch", "int8", cpu_only=True))
+PRECISIONS.add("onnx-fp32", Precision("onnxruntime", "fp32", cpu_only=True))
+PRECISIONS.add("onnx-int8", Precision("onnxruntime", "int8", cpu_only=True))
+
+# /proc/cpuinfo flags of native bf16 arithmetic; without them oneDNN emulates bf16 through fp32 (no speed to measure).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def get_precision(name: str) -> Precision:
+    """The row, or a one-line error for an unknown name or an ONNX row without onnxruntime/onnx installed."""
+    row = PRECISIONS.get(name)
+    if row.runtime == "onnxruntime":
+        missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise BenchError(f"precision {name!r} needs {' and '.join(missing)} "
+                             f"(pip install {' '.join(missing)}, or pip install -e '.[onnx]')")
+    return row
+
+
+def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The processor's feature flags (Linux), empty where the file does not exist."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def unsupported(name: str, device: torch.device | str, flags: set[str] | None = None) -> str | None:
+    """Why ``name`` cannot be measured on ``device`` (one line for the record), or None when it can."""
+    row, device = get_precision(name), torch.device(device)
+    if row.cpu_only and device.type != "cpu":
+        return f"{name} runs on CPU only"
+    if row.weights == "bf16" and device.type == "cpu":
+        flags = cpu_flags() if flags is None else flags
+        if not flags & set(BF16_CPU_FLAGS):
+            return f"not supported: this CPU has no native bf16 ({' / '.join(BF16_CPU_FLAGS)} absent)"
+    return None
+
+
+def precision_reranker(model, tokenizer, name: str, *, device: str | torch.device = "cpu", **kwargs) -> Reranker:
+    """A ``Reranker`` scoring ``model`` (left unchanged) in precision ``name``; ``kwargs`` as for ``Reranker``."""
+    row = get_precision(name)
+    model = model.to(device).eval()
+    if row.runtime == "onnxruntime":
+        use_types = kwargs.get("use_token_type_ids", True) and "token_type_ids" in tokenizer.model_input_names
+        forward = onnx_forward(model, int8=row.weights == "int8", token_type_ids=use_types)
+        return Reranker(model, tokenizer, device=device, forward=forward, precision=name, **kwargs)
+    if row.weights == "int8":
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+    dtype = "bf16" if row.weights == "bf16" else "fp32"
+    return Reranker(model, tokenizer, device=device, dtype=dtype, precision=name, **kwargs)
+
+
+def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[..., torch.Tensor], str]:
+    """Export the model's own (padded) forward to ONNX, optionally quantise its weights to int8, and return a
+    ``logits[:, 0]`` function over an ONNX Runtime CPU session with torch's thread count."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_type_ids else [])
+    example = {k: torch.ones(2, 8, dtype=torch.long) for k in names}
+    if token_type_ids:
+        example["token_type_ids"] = torch.zeros(2, 8, dtype=torch.long)
+
+    class Logits(torch.nn.Module):  # keyword inputs in a fixed order, one output
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.model(**dict(zip(names, inputs))).logits[:, 0]
+
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # The tracer warns about Python conditions it freezes (causal flags, mask padding): constant for an encoder.
+        warnings.simplefilter("ignore")
+        path = Path(tmp) / "model.onnx"
+        # The TorchScript exporter (dynamo=False): it needs no onnxscript, and batch and length stay dynamic.
+        torch.onnx.export(Logits().eval(), tuple(example[k] for k in names), str(path), input_names=names,
+                          output_names=["score"], dynamic_axes={**{k: {0: "batch", 1: "length"} for k in names},
+                                                                "score": {0: "batch"}},
+                          opset_version=17, dynamo=False)
+        if int8:
+            quantized = Path(tmp) / "model.int8.onnx"
+            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+            path = quantized
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def logits(**batch: torch.Tensor) -> torch.Tensor:
+        feeds = {k: batch[k].numpy() for k in names}
+        return torch.from_numpy(session.run(None, feeds)[0])
+
+    return logits, "onnxruntime-int8" if int8 else "onnxruntime"

@@ -7,6 +7,10 @@ the model and everything loaded before) and its growth during the measurement; o
 Compute: ``flops_per_pair`` is an analytic estimate of the encoder's matmul FLOPs, ``matmul_flops`` a measured GEMM
 peak; their ratio at the measured speed is ``efficiency`` (padding, attention kernels, layer norms and Python overhead
 all count as lost work).
+
+Precisions: ``measure_precisions`` times and evaluates the same trained model in each ``eval.precision`` row on the
+same candidate lists; a row the hardware lacks is recorded as unsupported with its reason, and a row that changes
+scores is a quality row (its nDCG@10 and the change from fp32), not an error.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .hardware import hardware_info
-from .inference import AUTOCAST, encode_pairs
+from .inference import AUTOCAST, Reranker, encode_pairs, precision_reranker, unsupported
 
 
 class CpuTimer:
@@ -155,7 +160,40 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
     out.update(throughput_pairs_per_s=len(all_q) / (large_ms / 1000), mean_tokens=float(lengths.mean()),
                flops_per_pair=work / len(all_q), achieved_gflops=achieved / 1e9, peak_gflops=peak_flops / 1e9,
                efficiency=achieved / peak_flops,
-               device=device.type, dtype=reranker.dtype, forward=reranker.path, batch_size=reranker.batch_size,
+               device=device.type, dtype=reranker.dtype, precision=reranker.precision, forward=reranker.path, batch_size=reranker.batch_size,
                max_length=reranker.max_length, candidates=int(np.median(n_pairs)), queries=len(lists),
                threads=torch.get_num_threads(), hardware=hardware_info())
+    return out
+
+
+@dataclass(frozen=True)
+class QualityCheck:
+    """How a precision's reranker is evaluated: nDCG@10 on ``dataset`` (``score``), fp32's value already known."""
+
+    dataset: str
+    fp32: float
+    score: Callable[[Reranker], float]
+
+
+def measure_precisions(model, tokenizer, names: Sequence[str], lists: Sequence[tuple[str, Sequence[str]]],
+                       quality: QualityCheck, *, fp32_latency: dict, warmup: int = 3, repeats: int = 20,
+                       **reranker_kwargs) -> dict[str, dict]:
+    """Per precision name: ``supported`` (with ``reason`` when not), CPU ``latency`` (``measure_latency``'s record;
+    fp32's is ``fp32_latency``, measured once for the cell), ``nDCG@10`` on ``quality.dataset`` and, against fp32,
+    ``delta_nDCG@10`` and ``speedup_p50`` (fp32 p50 / this p50)."""
+    out: dict[str, dict] = {}
+    for name in names:
+        reason = unsupported(name, "cpu")
+        if reason is not None:
+            out[name] = {"supported": False, "reason": reason}
+            continue
+        if name == "fp32":
+            latency, ndcg = fp32_latency, quality.fp32
+        else:
+            reranker = precision_reranker(model, tokenizer, name, device="cpu", **reranker_kwargs)
+            latency = measure_latency(reranker, lists, warmup=warmup, repeats=repeats)
+            ndcg = quality.score(reranker)
+        out[name] = {"supported": True, "dataset": quality.dataset, "nDCG@10": ndcg,
+                     "delta_nDCG@10": ndcg - quality.fp32, "latency": latency,
+                     "speedup_p50": fp32_latency["p50_ms"] / latency["p50_ms"] if latency else None}
     return out

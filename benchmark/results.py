@@ -21,7 +21,8 @@ Record schema (``schema`` = 1)::
                                       "per_query": {"nDCG@10": {...}, "RR@10": {...}}}}
       },
       "per_query": {"embedded-test": {"nDCG@10": {"q1": 0.5, ...}, "RR@10": {...}}},
-      "latency": {"cpu": {...}, "cuda": {...} or null},   # see benchmark.latency
+      "latency": {"cpu": {...}, "cuda": {...} or null,    # see benchmark.latency
+                  "precision": {name: {...}}},           # only with eval.precision beyond fp32
       "train": {"seconds": 12.3, "steps": 200, "examples": 800, "loss_curve": [[step, loss], ...]},
       "provenance": {"git_sha": "...", "versions": {...}, "hardware": {...},
                      "started": "ISO-8601", "finished": "ISO-8601"},

@@ -247,3 +247,75 @@ def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_p
     assert np.max(np.abs(curves[0][:, 1] - curves[1][:, 1])) <= 1e-4
     assert np.max(np.abs(scores[0] - scores[1])) <= 1e-4
     assert np.max(np.abs(scores[0] - before)) > 0.01  # training did move the model
+
+
+# Twelve unrelated topics: pairs whose fp32 scores spread well beyond int8 rounding noise on a pretrained encoder
+# (a randomly initialised one scores every pair alike, so any rounding reorders it).
+TOPICS = ["the price of a used car", "physician training in hospitals", "a river flows to the sea",
+          "how to bake bread at home", "stock markets fell sharply today", "the cat sat on the mat",
+          "quantum computers use qubits", "football world cup final", "symptoms of the common cold",
+          "learning to play the violin", "volcanoes erupt molten rock", "tax rules for small firms"]
+TOPIC_QUERIES = [TOPICS[i] for i in range(12) for _ in range(3)]
+TOPIC_DOCS = [TOPICS[(5 * i + 7 * j + 1) % 12] + " and more text about it" for i in range(12) for j in range(3)]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    model, tok = build_cross_encoder(get_backbone("minilm-l6"), seed=0)
+    return model.eval(), tok
+
+
+@pytest.mark.parametrize("name", ["int8", "onnx-int8"])
+def test_int8_scores_stay_close_to_fp32(minilm, name):
+    """Stated tolerance: Pearson r >= 0.95 and every score within 20% of the fp32 scores' range (measured on this
+    set: r 0.98 / 0.99, largest change 12% / 9% of the range)."""
+    model, tok = minilm
+    fp32 = inference.precision_reranker(model, tok, "fp32", max_length=64, batch_size=8).score(TOPIC_QUERIES,
+                                                                                               TOPIC_DOCS)
+    reranker = inference.precision_reranker(model, tok, name, max_length=64, batch_size=8)
+    int8 = reranker.score(TOPIC_QUERIES, TOPIC_DOCS)
+    assert reranker.precision == name
+    assert np.corrcoef(int8, fp32)[0, 1] >= 0.95
+    assert np.max(np.abs(int8 - fp32)) <= 0.2 * np.ptp(fp32)
+    assert 0 < np.max(np.abs(int8 - fp32))  # really quantised
+    # The trained model itself is left in fp32: its own scores do not move.
+    assert type(model.bert.encoder.layer[0].attention.self.query) is torch.nn.Linear
+    again = inference.precision_reranker(model, tok, "fp32", max_length=64, batch_size=8).score(TOPIC_QUERIES,
+                                                                                                TOPIC_DOCS)
+    assert np.array_equal(again, fp32)
+
+
+def test_int8_keeps_the_unpadded_forward_and_onnx_fp32_matches_torch(tiny):
+    model, tok = tiny
+    queries = [QUERIES[i % 3] for i in range(len(DOCS))]
+    assert inference.precision_reranker(model, tok, "int8", max_length=64).path == "unpadded"
+    onnx = inference.precision_reranker(model, tok, "onnx-fp32", max_length=64, batch_size=2)
+    assert onnx.path == "onnxruntime"
+    assert np.max(np.abs(onnx.score(queries, DOCS) - _naive(model, tok, queries, DOCS, 64))) <= 1e-5
+
+
+def test_unknown_precision_and_missing_onnxruntime_are_one_line_errors(monkeypatch):
+    from benchmark.config import EvalConfig
+    from benchmark.errors import BenchError
+
+    with pytest.raises(BenchError, match=r"^unknown precision 'int4' \(known: bf16, fp32, int8, onnx-fp32, "
+                                         r"onnx-int8\)$"):
+        EvalConfig(precision=("fp32", "int4"))
+    with pytest.raises(BenchError, match="distinct"):
+        EvalConfig(precision=("int8", "int8"))
+    real = inference.importlib.util.find_spec
+    monkeypatch.setattr(inference.importlib.util, "find_spec", lambda m: None if m == "onnxruntime" else real(m))
+    with pytest.raises(BenchError, match=r"^precision 'onnx-int8' needs onnxruntime \(pip install onnxruntime"):
+        EvalConfig(precision=("onnx-int8",))
+    assert EvalConfig(precision=("fp32", "int8")).precision == ("fp32", "int8")  # torch rows need no onnxruntime
+
+
+def test_bf16_needs_native_cpu_support(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu avx2 amx_bf16\n")
+    assert inference.cpu_flags(cpuinfo) == {"fpu", "sse2", "avx2", "fma", "amx_bf16"}
+    assert inference.cpu_flags(tmp_path / "absent") == set()
+    assert inference.unsupported("bf16", "cpu", flags={"avx2", "fma"}).startswith("not supported: this CPU has no")
+    assert inference.unsupported("bf16", "cpu", flags={"avx2", "avx512_bf16"}) is None
+    assert inference.unsupported("int8", "cuda") == "int8 runs on CPU only"
+    assert inference.unsupported("fp32", "cpu", flags=set()) is None

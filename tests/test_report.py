@@ -384,3 +384,31 @@ def test_report_dir_renders_the_baseline_the_grid_ran_with(tmp_path):
     marked = re.findall(r'<td class="[^"]*" title="[^"]*">([^<]+ †)</td>', again)
     bce = np.mean(list(base.values())) + 0.0005  # the mean over both seeds; bce is 0.2 below the infonce baseline
     assert marked == [f"{bce:.3f} ± 0.001 †"]
+
+
+def test_precision_rows_in_latency_table_and_pareto_plot(tmp_path):
+    """Two bert-tiny cells measured in fp32, int8 and (unsupported) bf16: the latency table gets one row per
+    (backbone, precision) with the median speed-up and nDCG@10 change, and the Pareto plot draws the int8 points."""
+    recs = []
+    for seed, (int8_p50, int8_ndcg) in enumerate([(4.0, 0.55), (6.0, 0.57)]):
+        rec = _record("bert-tiny", "bce", "labels", seed, {"q1": 0.6, "q2": 0.6}, 12.0)
+        rec["cell_id"] += "__p"
+        rec["latency"]["precision"] = {
+            "fp32": {"supported": True, "dataset": "embedded-test", "nDCG@10": 0.6, "delta_nDCG@10": 0.0,
+                     "latency": rec["latency"]["cpu"], "speedup_p50": 1.0},
+            "int8": {"supported": True, "dataset": "embedded-test", "nDCG@10": int8_ndcg,
+                     "delta_nDCG@10": int8_ndcg - 0.6, "latency": {"p50_ms": int8_p50, "pairs_per_s": 100000 / int8_p50},
+                     "speedup_p50": 12.0 / int8_p50},
+            "bf16": {"supported": False, "reason": "not supported: this CPU has no native bf16"}}
+        recs.append(rec)
+    for rec in recs:
+        write_record(tmp_path / "results", rec)
+    render_report(tmp_path / "results", tmp_path / "reports")
+    lat = pd.read_csv(tmp_path / "reports" / "fx-latency.csv", index_col=[0, 1])
+    assert list(lat.index) == [("bert-tiny", "fp32"), ("bert-tiny", "int8")]  # bf16 was not measured
+    assert lat.loc[("bert-tiny", "int8"), "speedup_p50"] == 2.5  # median of 3x and 2x
+    assert lat.loc[("bert-tiny", "int8"), "nDCG@10_change"] == pytest.approx(-0.04)
+    assert lat.loc[("bert-tiny", "int8"), "cpu_p50_ms"] == 5.0 and lat.loc[("bert-tiny", "fp32"), "cpu_p50_ms"] == 12
+    assert lat.loc[("bert-tiny", "fp32"), "cpu_efficiency"] == 0.25  # fp32 keeps every latency column
+    svg = (tmp_path / "reports" / "fx-embedded-test-pareto.svg").read_text()
+    assert "int8 (all backbones)" in svg

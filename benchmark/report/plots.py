@@ -59,8 +59,11 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def quality_vs_latency(frame: pd.DataFrame, dataset: str, out: Path) -> list[str]:
-    """Scatter of cells (marker = backbone, so it reads without colour) with the Pareto frontier drawn."""
+def quality_vs_latency(frame: pd.DataFrame, dataset: str, out: Path,
+                       precisions: pd.DataFrame | None = None) -> list[str]:
+    """Scatter of cells (marker = backbone, so it reads without colour) with the Pareto frontier drawn; the other
+    precisions of ``precision_frame`` evaluated on ``dataset`` are hollow markers (one per precision), on the front
+    too."""
     part = frame[(frame["dataset"] == dataset) & frame["cpu_p50_ms"].notna()]
     if part.empty:
         return []
@@ -68,7 +71,15 @@ def quality_vs_latency(frame: pd.DataFrame, dataset: str, out: Path) -> list[str
     for i, (backbone, g) in enumerate(part.groupby("backbone")):
         ax.scatter(g["cpu_p50_ms"], g["nDCG@10"], marker=MARKERS[i % len(MARKERS)], s=42, label=backbone,
                    edgecolors="black", linewidths=0.5)
-    front = pareto_front(list(zip(part["cpu_p50_ms"], part["nDCG@10"])))
+    points = list(zip(part["cpu_p50_ms"], part["nDCG@10"]))
+    if precisions is not None and not precisions.empty:
+        other = precisions[(precisions["dataset"] == dataset) & (precisions["precision"] != "fp32")
+                           & precisions["cpu_p50_ms"].notna()]
+        for i, (precision, g) in enumerate(other.groupby("precision")):
+            ax.scatter(g["cpu_p50_ms"], g["nDCG@10"], marker=MARKERS[::-1][i % len(MARKERS)], s=48,
+                       facecolors="none", edgecolors="black", linewidths=1, label=f"{precision} (all backbones)")
+        points += list(zip(other["cpu_p50_ms"], other["nDCG@10"]))
+    front = pareto_front(points)
     ax.plot(*zip(*front), "k--", lw=1, label="Pareto frontier")
     bm25 = part["first_stage_nDCG@10"].dropna()
     if not bm25.empty:

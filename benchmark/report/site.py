@@ -15,8 +15,8 @@ import pandas as pd
 from . import plots
 from .references import Reference
 from .stats import Systems, baseline_label, significance, tiers
-from .tables import (AGGREGATE_NAMES, display_quality, latency_table, main_table, quality_table, reference_table,
-                     to_markdown)
+from .tables import (AGGREGATE_NAMES, display_quality, latency_table, main_table, precision_frame, quality_table,
+                     reference_table, to_markdown)
 from .views import (MARKS, convergence, families, latency_view, main_references, main_view, quality_references,
                     quality_view)
 
@@ -162,7 +162,7 @@ def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], o
         shown = display_quality(table)
         rows = part[part["dataset"] == dataset]
         first = rows["first_stage_nDCG@10"].dropna()
-        figures = [(plots.quality_vs_latency(part, dataset, out_dir / f"{stem}-pareto"),
+        figures = [(plots.quality_vs_latency(part, dataset, out_dir / f"{stem}-pareto", precision_frame(recs)),
                     "nDCG@10 versus CPU latency, Pareto frontier dashed"),
                    (plots.heatmap(part, dataset, out_dir / f"{stem}-heatmap"),
                     "nDCG@10 per backbone and objective, values written in the squares"),
@@ -195,7 +195,7 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
     exp["main"] = _main(name, part, recs, out_dir, references)
     exp["tables"] = _dataset_tables(name, part, recs, out_dir, baselines)
     exp["protocols"] = protocols(recs)
-    lat = latency_table(part)
+    lat = latency_table(part, precision_frame(recs))
     if lat.columns.empty:
         return exp
     exp["latency"] = {"view": latency_view(lat), "exports": export(out_dir, slug(f"{name}-latency"), lat, lat)}

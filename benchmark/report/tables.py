@@ -94,6 +94,27 @@ def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def precision_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (ok cell, measured ``eval.precision`` row): axes, the dataset it was evaluated on, nDCG@10 and its
+    change from fp32, CPU p50 / pairs/s and the p50 speed-up over fp32 (``latency.precision`` of the record)."""
+    rows = []
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        for precision, m in ((rec.get("latency") or {}).get("precision") or {}).items():
+            if not m.get("supported"):
+                continue
+            lat = m.get("latency") or {}
+            rows.append({"cell_id": rec["cell_id"], **rec.get("axes", {}), "precision": precision,
+                         "dataset": m.get("dataset"), "nDCG@10": m.get("nDCG@10"),
+                         "nDCG@10_change": m.get("delta_nDCG@10"), "cpu_p50_ms": lat.get("p50_ms"),
+                         "cpu_pairs_per_s": lat.get("pairs_per_s"), "speedup_p50": m.get("speedup_p50")})
+    return pd.DataFrame(rows)
+
+
+PRECISION_COLUMNS = {"cpu_p50_ms": 2, "cpu_pairs_per_s": 1, "speedup_p50": 2, "nDCG@10": 4, "nDCG@10_change": 4}
+
+
 def row_axes(frame: pd.DataFrame) -> list[str]:
     """Axes that identify a table row: backbone plus every varying non-seed axis except the column axes."""
     extra = [c for c in frame.columns if "." in c and frame[c].nunique(dropna=False) > 1]
@@ -149,11 +170,20 @@ def main_table(frame: pd.DataFrame, metric: str = "nDCG@10") -> pd.DataFrame:
     return table[table["mean"].notna().any(axis=1)]  # the pivot crosses every index level; keep the grid's rows
 
 
-def latency_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Median over a backbone's cells (latency depends on the architecture, not the objective or teacher)."""
+def latency_table(frame: pd.DataFrame, precisions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median over a backbone's cells (latency depends on the architecture, not the objective or teacher). With
+    precision rows (``precision_frame``), one row per (backbone, precision) instead: fp32's full latency columns,
+    and for every precision its CPU p50, pairs/s, speed-up over fp32 and nDCG@10 with its change from fp32."""
     cols = [c for c in LATENCY_COLUMNS if c in frame and frame[c].notna().any()]
     table = frame.drop_duplicates("cell_id").groupby("backbone")[cols].median()
-    return table.round({c: LATENCY_COLUMNS[c] for c in cols})
+    table = table.round({c: LATENCY_COLUMNS[c] for c in cols})
+    if precisions is None or precisions.empty:
+        return table
+    per = precisions.groupby(["backbone", "precision"], sort=False)[list(PRECISION_COLUMNS)].median()
+    extra = [c for c in cols if c not in PRECISION_COLUMNS]
+    fp32 = table[extra].reset_index().assign(precision="fp32").set_index(["backbone", "precision"])
+    joined = per.join(fp32, how="outer")[[*cols, *(c for c in PRECISION_COLUMNS if c not in cols)]]
+    return joined.round({**LATENCY_COLUMNS, **PRECISION_COLUMNS})
 
 
 def to_markdown(df: pd.DataFrame) -> str:

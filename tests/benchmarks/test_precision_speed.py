@@ -1,0 +1,82 @@
+"""Quality per millisecond across ``eval.precision`` rows on one trained cross-encoder.
+
+Every precision (``benchmark.inference.PRECISIONS``) reranks the same candidates (embedded-test first-stage top-100,
+max_length 128, batch <= 32): nDCG@10 over the scored queries, then interleaved rounds timing one query's list per
+precision in turn, so each round's speed-up over fp32 is measured under the same machine load.
+
+    RDB_BENCH_WEIGHTS=minilm-l3:/path/teacher.safetensors pytest tests/benchmarks/test_precision_speed.py -s \\
+        --benchmark-enable
+
+``RDB_BENCH_WEIGHTS`` = ``<backbone row>:<safetensors state dict>`` of a trained model (a fine-tuned teacher in
+``$RDB_CACHE/teachers``); without it the bundled all-MiniLM-L6-v2 with a seeded head is timed, whose nDCG@10 means
+nothing. ``RDB_BENCH_QUERIES`` limits the queries evaluated (default: all). Times are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from benchmark.backbones import build_cross_encoder, get_backbone
+from benchmark.datasets import get_dataset, load_collection
+from benchmark.evaluation import evaluate
+from benchmark.firststage import cut
+from benchmark.inference import PRECISIONS, precision_reranker, unsupported
+
+DEPTH, MAX_LENGTH, BATCH_SIZE, LATENCY_LISTS = 100, 128, 32, 5
+
+
+def _model():
+    spec = os.environ.get("RDB_BENCH_WEIGHTS")
+    name, path = spec.split(":", 1) if spec else ("minilm-l6", None)
+    model, tok = build_cross_encoder(get_backbone(name), seed=0)
+    if path:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(path))
+    return name, model.eval(), tok
+
+
+def test_precision_quality_and_paired_speed(timing):
+    name, model, tok = _model()
+    data = load_collection(get_dataset("embedded-test"))
+    qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
+    # a plain test run (no --benchmark-enable) checks every precision on 10 queries; a timed run takes all 60
+    qids = qids[:int(os.environ.get("RDB_BENCH_QUERIES", len(qids) if timing else 10))]
+    candidates = cut({q: data.run[q] for q in qids}, DEPTH, "embedded-test")
+    view = {q: sorted(c, key=c.get, reverse=True) for q, c in candidates.items()}
+    rerankers = {p: precision_reranker(model, tok, p, max_length=MAX_LENGTH, batch_size=BATCH_SIZE,
+                                       use_token_type_ids=get_backbone(name).token_type_ids)
+                 for p in PRECISIONS if unsupported(p, "cpu") is None}
+    quality = {}
+    for p, r in rerankers.items():
+        pairs = [(q, d) for q in qids for d in view[q]]
+        scores = r.score([data.queries[q] for q, _ in pairs], [data.docs[d] for _, d in pairs])
+        run: dict[str, dict[str, float]] = {}
+        for (q, d), s in zip(pairs, scores):
+            run.setdefault(q, {})[d] = float(s)
+        quality[p] = evaluate(run, data.qrels, ["nDCG@10"], name=p)[0]["nDCG@10"]
+    lists = [([data.queries[q]] * len(view[q]), [data.docs[d] for d in view[q]]) for q in qids[:LATENCY_LISTS]]
+    rounds = 3 if timing else 1
+    times: dict[str, list[float]] = {p: [] for p in rerankers}
+    for _ in range(rounds):
+        for lst in lists:
+            for p, r in rerankers.items():
+                t0 = time.perf_counter()
+                r.score(*lst)
+                times[p].append((time.perf_counter() - t0) * 1000)
+    fp32 = np.array(times["fp32"])
+    print(f"\n{name}, {len(qids)} queries x top-{DEPTH}, {rounds} rounds x {len(lists)} lists, max_length "
+          f"{MAX_LENGTH}, batch<={BATCH_SIZE}")
+    print(f"{'precision':<11}{'nDCG@10':>9}{'delta':>8}{'p50 ms':>9}{'speed-up median (q1-q3)':>26}")
+    for p in rerankers:
+        ratio = fp32 / np.array(times[p])
+        q1, med, q3 = np.percentile(ratio, [25, 50, 75])
+        print(f"{p:<11}{quality[p]:>9.3f}{quality[p] - quality['fp32']:>+8.3f}{np.median(times[p]):>9.1f}"
+              f"{med:>12.2f}x ({q1:.2f}-{q3:.2f})")
+    for p in PRECISIONS:
+        if p not in rerankers:
+            print(f"{p:<11}{unsupported(p, 'cpu')}")
+    assert set(quality) >= {"fp32", "int8"}
