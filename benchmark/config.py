@@ -44,7 +44,15 @@ class TrainConfig:
     negatives_depth: int = 100  # sample negatives from the first-stage top-N (lists sampler: the list's depth)
     sampler: str = "groups"  # how groups are built: groups | triples | lists (benchmark/samplers.py SAMPLERS)
     negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement
-    epochs: int = 3
+    epochs: int = 3  # 0: an eval-only row (as ``skip``)
+    # Eval-only: the backbone row's checkpoint (a released reranker, or a saved student's ``<cell>.model``
+    # directory) is evaluated as it is, through the same first stage, measures, latency and report. The other
+    # [train] fields of such a row are recorded (how the checkpoint was trained, for "ours vs paper"), not run.
+    skip: bool = False
+    # Save the trained student beside the record (``<cell>.model/``: safetensors, tokenizer, config, model card).
+    # None: on for hub and local checkpoints, off for the randomly initialised rows and the bundled MiniLM rows of the
+    # embedded grids (a MiniLM-L6 student is 91 MB). An output option: it does not enter the cell hash.
+    save_model: bool | None = None
     batch_size: int = 16  # queries (groups) per optimiser step
     grad_accum: int = 1  # micro-batches per step (same effective batch, less memory)
     checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0 = never)
@@ -75,7 +83,9 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _positive(self, "group_size", "epochs", "batch_size", "grad_accum", "max_length", "negatives_depth")
+        _positive(self, "group_size", "batch_size", "grad_accum", "max_length", "negatives_depth")
+        if self.epochs < 0:
+            raise BenchError(f"train.epochs must be >= 0 (0 = eval-only), got {self.epochs}")
         if self.max_queries is not None and self.max_queries <= 0:
             raise BenchError(f"train.max_queries must be positive, got {self.max_queries}")
         if self.group_size < 2:
@@ -104,6 +114,11 @@ class TrainConfig:
         _one_of(self, "lr_schedule", LR_SCHEDULES)
         _one_of(self, "device", DEVICES)
         _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
+
+    @property
+    def eval_only(self) -> bool:
+        """No training: the checkpoint is evaluated as it is."""
+        return self.skip or (self.epochs == 0 and self.max_steps is None)
 
 
 DEFAULT_PRECISION = ("fp32",)
@@ -175,6 +190,7 @@ class CellConfig:
             payload.pop(volatile)
         if tuple(payload["eval"]["precision"]) == DEFAULT_PRECISION:  # cells from before the axis keep their ids
             payload["eval"].pop("precision")
+        payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -251,7 +267,9 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         train = typed.build(TrainConfig, {**train_base, **train_over}, "train")
         objective = point.get("objective", "infonce")
         OBJECTIVES.get(objective)  # validate the name now, not mid-grid
-        names = [train.dataset, *filter(None, [train.validation_dataset]), *eval_cfg.datasets]
+        # An eval-only cell reads no training data.
+        names = [*([] if train.eval_only else [train.dataset, *filter(None, [train.validation_dataset])]),
+                 *eval_cfg.datasets]
         teacher = rows.get("teachers", point.get("teacher", "labels"))
         cells.append(CellConfig(
             experiment=name,
@@ -266,6 +284,9 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
             axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
             report=report,
         ))
+        if train.eval_only and cells[-1].backbone.checkpoint is None:
+            raise BenchError(f"backbone {cells[-1].backbone.name!r}: an eval-only row (train.skip = true or "
+                             f"train.epochs = 0) needs a trained checkpoint, and this row is randomly initialised")
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):
         raise BenchError("the grid lists the same cell twice (duplicate values in an axis?)")

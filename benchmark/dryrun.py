@@ -25,8 +25,11 @@ def _queries(cell: CellConfig, name: str) -> int:
 
 
 def training_steps(cell: CellConfig) -> int:
-    """Optimiser steps the cell will take: ``max_steps``, else epochs x ceil(training queries / batch)."""
+    """Optimiser steps the cell will take: 0 for an eval-only row, ``max_steps``, else epochs x ceil(training
+    queries / batch)."""
     train = cell.train
+    if train.eval_only:
+        return 0
     if train.max_steps is not None:
         return train.max_steps
     queries = min(_queries(cell, train.dataset), train.max_queries or 10**9)

@@ -135,12 +135,19 @@ def read_trec_run(path: str | Path) -> Run:
     return run
 
 
-def write_trec_run(run: Run, path: str | Path, tag: str = "run") -> None:
+def trec_run_text(run: Run, tag: str = "run", decimals: int | None = None) -> str:
+    """A run as TREC run lines (``qid Q0 docid rank score tag``), ranked by score (ties by docid). ``decimals``
+    None prints each score in its shortest exact form, so a run read back scores and breaks ties as it was."""
     lines = []
     for q in sorted(run):
         for rank, (d, s) in enumerate(sorted(run[q].items(), key=lambda kv: (-kv[1], kv[0])), 1):
-            lines.append(f"{q} Q0 {d} {rank} {s:.6f} {tag}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+            score = repr(s) if decimals is None else f"{s:.{decimals}f}"
+            lines.append(f"{q} Q0 {d} {rank} {score} {tag}")
+    return "\n".join(lines) + "\n"
+
+
+def write_trec_run(run: Run, path: str | Path, tag: str = "run") -> None:
+    Path(path).write_text(trec_run_text(run, tag, decimals=6), encoding="utf-8")
 
 
 def _is_float(text: str) -> bool:

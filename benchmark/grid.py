@@ -1,4 +1,6 @@
-"""Running a grid: each cell trains a student, reranks every eval set, measures latency, writes one record.
+"""Running a grid: each cell trains a student (an eval-only row loads its checkpoint instead), reranks every eval
+set, measures latency, writes one record, and leaves its reranked runs (and, by ``train.save_model``, the student)
+beside it (``benchmark.artifacts``).
 
 Finished cells (a valid ``status: ok`` record with the same config hash, over the same data) are skipped, so a
 stopped or crashed grid resumes where it left off. A failing cell writes a failure record (reason + traceback file)
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .artifacts import CellOutputs, model_card, should_save_model
 from .collection import Collection
 from .config import DEFAULT_PRECISION, CellConfig, Experiment
 from .errors import BenchError
@@ -50,49 +53,31 @@ def load(cell: CellConfig, name: str) -> Collection:
     return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
 
 
-def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, Any]:
-    """Train, evaluate and time one cell; returns its ``ok`` record (raises on failure)."""
+def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
+             outputs: CellOutputs | None = None) -> dict[str, Any]:
+    """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
+    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
     from .backbones import build_cross_encoder
     from .datasets import fold_passages
     from .evaluation import FIRST_STAGE_RECALL, dataset_measures, evaluate
     from .firststage import cut
     from .hardware import git_sha, hardware_info, library_versions
     from .inference import Reranker
-    from .objectives import get_objective
-    from .teachers import TeacherContext, compute_targets
-    from .training import resolve_device, student_pairs, train_model
-
-    import torch
+    from .training import resolve_device
 
     started = _now()
-    train_data = load(cell, cell.train.dataset)
-    ctx = TeacherContext(train_data, student_pairs(train_data, cell.train, cell.seed), cell,
-                         cell.teacher_models.__getitem__)
-    targets = compute_targets(cell.teacher, ctx)
-
-    def fit(cfg):
+    if cell.train.eval_only:
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
-        stats = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
-                            seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
-                            backbone_dtype=cell.backbone.dtype, desc=short_name(cell),
-                            checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
-        return model, tokenizer, stats
-
-    try:
-        model, tokenizer, train = fit(cell.train)
-    except torch.cuda.OutOfMemoryError:
-        # One retry: half the micro-batch, twice the accumulation, so the effective batch is unchanged.
-        torch.cuda.empty_cache()
-        retry = dataclasses.replace(cell.train, grad_accum=cell.train.grad_accum * 2)
-        model, tokenizer, train = fit(retry)
-        train["oom_retry"] = {"grad_accum": retry.grad_accum}
+        ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}
+    else:
+        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
 
     device = resolve_device(cell.train.device)
     max_length = cell.eval.max_length or cell.train.max_length
     reranker = Reranker(model, tokenizer, max_length=max_length, batch_size=cell.eval.batch_size, device=device,
                         dtype=cell.backbone.dtype if device.type == "cuda" else "fp32",
                         use_token_type_ids=cell.backbone.token_type_ids)
-    metrics, per_query = {}, {}
+    metrics, per_query, runs = {}, {}, {}
     latency_lists, quality = None, None
     for name in cell.eval.datasets:
         data, spec = load(cell, name), cell.datasets[name]
@@ -114,24 +99,69 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None) -> dict[str, 
             "rerank_depth": cell.eval.top_k, "reranked_max": max(sizes), "reranked_mean": sum(sizes) / len(sizes),
             "measures": list(measures)}, **reference_metrics(cell, ctx, view, qids)}
         per_query[name] = per_q
+        if outputs is not None:  # the run just evaluated, and the first stage whose top-k it reranked
+            runs[name] = {"reranked": outputs.stage_run(name, reranked, tag=cell.cell_id),
+                          "first_stage": spec.first_stage, "first_stage_name": spec.first_stage_name,
+                          "rerank_depth": cell.eval.top_k}
         if latency_lists is None:  # latency on the same candidate lists as quality
             latency_lists = [(data.queries[q], [data.docs[d] for d in view.ranked(q)])
                              for q in qids[:cell.eval.latency_queries]]
             quality = precision_quality(name, agg["nDCG@10"], view, data, qids)
     latency = measure_all_latency(model, tokenizer, cell, latency_lists or [], quality)
-    return {
+    record = {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
         "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
         "metrics": metrics, "per_query": per_query, "latency": latency, "train": train,
         "provenance": {"git_sha": git_sha(Path(__file__).resolve().parent.parent), "versions": library_versions(),
                        "hardware": hardware_info(), "started": started, "finished": _now()},
     }
+    if outputs is not None:
+        record["runs"] = runs
+        if should_save_model(cell):
+            record["model"] = outputs.stage_model(
+                model, tokenizer, max_length=max_length, token_type_ids=cell.backbone.token_type_ids,
+                card=model_card(record, cell, {d: r["reranked"] for d, r in runs.items()}))
+    return record
+
+
+def train_student(cell: CellConfig, checkpoint_dir: Path | None):
+    """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
+    holding the weights it is evaluated with (the best validated step when the cell validates)."""
+    from .backbones import build_cross_encoder
+    from .objectives import get_objective
+    from .teachers import TeacherContext, compute_targets
+    from .training import student_pairs, train_model
+
+    import torch
+
+    train_data = load(cell, cell.train.dataset)
+    ctx = TeacherContext(train_data, student_pairs(train_data, cell.train, cell.seed), cell,
+                         cell.teacher_models.__getitem__)
+    targets = compute_targets(cell.teacher, ctx)
+
+    def fit(cfg):
+        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+        stats = train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
+                            seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
+                            backbone_dtype=cell.backbone.dtype, desc=short_name(cell),
+                            checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
+        return model, tokenizer, stats
+
+    try:
+        model, tokenizer, train = fit(cell.train)
+    except torch.cuda.OutOfMemoryError:
+        # One retry: half the micro-batch, twice the accumulation, so the effective batch is unchanged.
+        torch.cuda.empty_cache()
+        retry = dataclasses.replace(cell.train, grad_accum=cell.train.grad_accum * 2)
+        model, tokenizer, train = fit(retry)
+        train["oom_retry"] = {"grad_accum": retry.grad_accum}
+    return model, tokenizer, train, ctx
 
 
 def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) -> dict[str, Any]:
     """What a student is read against on one eval set (``data`` holds the candidates it reranks): those candidates in
-    random order (``random_order``) and, for a model teacher, the teacher's own reranking of them (``teacher``: its
-    measures and per-query values)."""
+    random order (``random_order``) and, for a model teacher of a trained cell (``ctx`` is None for an eval-only
+    one), the teacher's own reranking of them (``teacher``: its measures and per-query values)."""
     from .datasets import fold_passages
     from .evaluation import MEASURES, evaluate, random_order
     from .teachers import teacher_run
@@ -139,7 +169,7 @@ def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) 
     candidates = {q: data.ranked(q) for q in qids}
     out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),
                                                         name=data.name)}
-    run = teacher_run(cell.teacher, ctx, data, candidates)
+    run = None if ctx is None else teacher_run(cell.teacher, ctx, data, candidates)
     if run is not None:
         agg, per_q = evaluate(fold_passages(run, data), data.qrels, MEASURES, name=f"{data.name} teacher")
         out["teacher"] = {"name": cell.teacher.name, **agg, "per_query": per_q}
@@ -304,12 +334,16 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
         print(f"{cell.cell_id}: checkpoint {checkpoint_dir} is unreadable ({problem}); starting the cell over",
               file=sys.stderr)
         remove(checkpoint_dir)
+    outputs = CellOutputs(results, cell.experiment, cell.cell_id)
     try:
-        record = run_cell(cell, checkpoint_dir)
+        record = run_cell(cell, checkpoint_dir, outputs)
         record["data"] = data_hashes(cell)
+        outputs.commit()  # runs and model in place before the record that names them
     except (KeyboardInterrupt, SystemExit):
+        outputs.discard()
         raise
     except Exception as err:  # noqa: BLE001 -- any cell failure becomes a failure record; the grid goes on
+        outputs.discard()
         record = failure_record(cell, err, results, started)
     previous = read_record(record_path(results, cell.experiment, cell.cell_id))
     keep_previous = record["status"] != "ok" and previous is not None and previous["status"] == "ok"

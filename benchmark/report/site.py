@@ -5,6 +5,7 @@ and plots sit beside the overview (``<experiment>-...``). Links are relative, so
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,7 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
     train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items())
              if k not in ("loss_curve", "validation")]
     error = rec.get("error") or {}
-    return {"id": rec["cell_id"], "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
+    return {"id": rec["cell_id"], "files": cell_files(rec, out_dir / page, results_dir), "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
             "experiment_page": f"{slug(rec['experiment'])}/index.html", "config_hash": rec.get("config_hash", ""),
             "axes": [(k, str(v)) for k, v in (rec.get("axes") or {}).items()], "metrics": metrics,
             "per_query": _per_query(rec), "latency": latency, "train": train,
@@ -119,6 +120,25 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
             "provenance": json.dumps(rec.get("provenance"), indent=1, sort_keys=True),
             "error": {"type": str(error.get("type", "")), "message": str(error.get("message", "")),
                       "traceback": _traceback(results_dir, rec)} if rec.get("status") != "ok" else None}
+
+
+def cell_files(rec: dict[str, Any], page: Path, results_dir: Path) -> list[tuple[str, str, str]]:
+    """(what, link from ``page``, file name) for each file the cell left beside its record that is still there:
+    the reranked run per dataset (with the first stage it reranked) and the saved student's directory."""
+    experiment_dir = results_dir / rec["experiment"]
+    named = [(f"reranked run on {dataset} (first stage {r.get('first_stage_name') or r.get('first_stage')}, "
+              f"top-{r.get('rerank_depth')})", str(r.get("reranked", "")))
+             for dataset, r in sorted((rec.get("runs") or {}).items()) if isinstance(r, dict)]
+    if rec.get("model"):
+        named.append(("saved student (transformers / sentence-transformers directory, model card README.md)",
+                      str(rec["model"])))
+    out = []
+    for what, name in named:
+        path = experiment_dir / name
+        # Only files under the experiment's directory: a record's names are never followed elsewhere.
+        if name and path.resolve().is_relative_to(experiment_dir.resolve()) and path.exists():
+            out.append((what, os.path.relpath(path.resolve(), page.parent.resolve()), name))
+    return out
 
 
 def protocols(recs: list[dict[str, Any]]) -> dict[str, str]:

@@ -1,0 +1,199 @@
+"""What a cell leaves beside its record: the reranked runs and, optionally, the trained student.
+
+Layout, next to ``<results>/<experiment>/<cell_id>.json``:
+
+- ``<cell_id>.runs/<dataset>.trec.gz``: the run the cell evaluated on each eval dataset (after MaxP folding), gzip
+  TREC run lines ``qid Q0 docid rank score tag`` with every score printed exactly, so ir_measures on the file gives
+  the record's numbers. ir_measures reads ``.gz`` paths as they are (``ir_measures.read_trec_run``).
+- ``<cell_id>.model/``: the student as ``transformers.PreTrainedModel.save_pretrained`` writes it (safetensors
+  weights, ``config.json`` with ``num_labels`` 1) with its tokenizer and a model card (``README.md``). Both
+  ``sentence_transformers.CrossEncoder(path)`` and ``AutoModelForSequenceClassification.from_pretrained(path)`` load
+  it; ``config.sentence_transformers.activation_fn`` is Identity, so CrossEncoder returns the raw logit the suite
+  ranks by (its default for one label is a sigmoid, sentence-transformers 6:
+  ``cross_encoder/model.py``, ``CrossEncoder.get_default_activation_fn``).
+
+Everything is written into hidden staging directories first and renamed into place by :meth:`CellOutputs.commit`
+only once the cell succeeded, so a failed cell leaves no half model and a failed rerun keeps the previous files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from .backbones import BUNDLED_PREFIX
+from .collection import Run
+from .errors import BenchError
+from .paths import safe_name, within
+from .results import record_path
+
+RUNS, MODEL = ".runs", ".model"
+# sentence-transformers reads the activation from the model config (CrossEncoder.get_default_activation_fn).
+RAW_LOGITS = {"activation_fn": "torch.nn.modules.linear.Identity"}
+
+
+def should_save_model(cell) -> bool:
+    """``train.save_model``, or by default: a student of a hub or local checkpoint is kept; randomly initialised
+    rows (they learn nothing worth keeping) and the bundled MiniLM rows of the embedded grids (91 MB a cell,
+    retrained in minutes) are not; an eval-only cell has no new weights."""
+    if cell.train.eval_only:
+        return False
+    if cell.train.save_model is not None:
+        return cell.train.save_model
+    checkpoint = cell.backbone.checkpoint
+    return checkpoint is not None and not checkpoint.startswith(BUNDLED_PREFIX)
+
+
+class CellOutputs:
+    """The runs and model of one cell, staged under the results directory until :meth:`commit`."""
+
+    def __init__(self, results_dir: Path, experiment: str, cell_id: str) -> None:
+        self.root = Path(results_dir)
+        self.targets = {kind: record_path(self.root, experiment, cell_id, kind) for kind in (RUNS, MODEL)}
+        self.staged: dict[str, Path] = {}
+
+    def _stage(self, kind: str) -> Path:
+        if kind not in self.staged:
+            target = self.targets[kind]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.staged[kind] = within(self.root, target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp"))
+            self.staged[kind].mkdir()
+        return self.staged[kind]
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the experiment directory (where the record lies), as records name files."""
+        return path.relative_to(self.targets[RUNS].parent).as_posix()
+
+    def stage_run(self, dataset: str, run: Run, tag: str) -> str:
+        """Stage ``run`` (the one evaluated on ``dataset``); returns the name it will have beside the record."""
+        from .firststage import trec_run_text
+
+        name = f"{safe_name(dataset, limit=100)}.trec.gz"
+        # mtime=0: the same run gives the same bytes
+        with gzip.GzipFile(self._stage(RUNS) / name, "wb", mtime=0) as fh:
+            fh.write(trec_run_text(run, tag).encode("utf-8"))
+        return self.relative(self.targets[RUNS] / name)
+
+    def stage_model(self, model, tokenizer, *, max_length: int, token_type_ids: bool, card: str) -> str:
+        """Stage the student for transformers and sentence-transformers; returns its directory's name."""
+        directory = self._stage(MODEL)
+        save_student(model, tokenizer, directory, max_length=max_length, token_type_ids=token_type_ids)
+        (directory / "README.md").write_text(card, encoding="utf-8")
+        return self.relative(self.targets[MODEL])
+
+    def commit(self) -> None:
+        """Move every staged directory into place (replacing the previous cell's), then drop stale ones: a cell
+        that no longer saves a model leaves none from an earlier run."""
+        for kind, target in self.targets.items():
+            staged = self.staged.get(kind)
+            old = target.with_name(f".{target.name}.{secrets.token_hex(6)}.old")
+            try:
+                if target.exists():
+                    os.replace(target, old)
+                if staged is not None:
+                    os.replace(staged, target)
+                    del self.staged[kind]
+            except OSError as err:
+                raise BenchError(f"cannot write {str(target)!r}: {err.strerror or err}") from None
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        for staged in self.staged.values():
+            shutil.rmtree(staged, ignore_errors=True)
+        self.staged.clear()
+
+
+def save_student(model, tokenizer, directory: Path, *, max_length: int, token_type_ids: bool) -> None:
+    """``model`` and ``tokenizer`` as loadable files: fp32 safetensors on the CPU, one-logit config marked for raw
+    logits, the tokenizer truncating at the cell's ``max_length`` and, for rows without segment embeddings
+    (RoBERTa, ModernBERT), producing no ``token_type_ids``, as the suite scores them."""
+    import copy
+
+    model = model.to("cpu")
+    original = model.config
+    model.config = copy.deepcopy(original)  # the cell's model keeps its own config
+    model.config.num_labels = 1
+    model.config.sentence_transformers = RAW_LOGITS
+    try:
+        model.save_pretrained(str(directory), safe_serialization=True)
+    finally:
+        model.config = original
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.model_max_length = max_length
+    if not token_type_ids:
+        names = [n for n in tokenizer.model_input_names if n != "token_type_ids"]
+        # init_kwargs are what save_pretrained writes to tokenizer_config.json (transformers 5)
+        tokenizer.model_input_names = tokenizer.init_kwargs["model_input_names"] = names
+    tokenizer.save_pretrained(str(directory))
+
+
+def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
+    """README.md of a saved student: what it is, how to load it, the cell's metrics per dataset and latency, its
+    full config and where the numbers come from."""
+    from . import __version__
+    from .objectives import OBJECTIVES
+
+    objective = OBJECTIVES.get(cell.objective)
+    base = cell.backbone.checkpoint or f"{cell.backbone.family} (randomly initialised: {cell.backbone.name})"
+    prov = record.get("provenance", {})
+    rows = []
+    for dataset, m in record["metrics"].items():
+        info = m.get("first_stage_info", {})
+        values = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float) and not k.startswith("reranked"))
+        rows.append(f"| {dataset} | {info.get('name', '')} top-{info.get('rerank_depth', '')} | {values} | "
+                    f"{m['first_stage'].get('nDCG@10', float('nan')):.4f} | {m['n_queries']} | "
+                    f"`{run_files.get(dataset, '')}` |")
+    latency = []
+    for device, lat in (record.get("latency") or {}).items():
+        if lat:
+            latency.append(f"| {device} | {lat.get('p50_ms', float('nan')):.1f} | {lat.get('p95_ms', float('nan')):.1f} "
+                           f"| {lat.get('pairs_per_s', float('nan')):.0f} | {lat.get('dtype', '')} |")
+    teacher = cell.teacher
+    front = {"library_name": "sentence-transformers", "pipeline_tag": "text-ranking",
+             "tags": ["cross-encoder", "reranker", "rerank-distill-bench", cell.objective],
+             **({"base_model": cell.backbone.checkpoint} if cell.backbone.checkpoint
+                and not cell.backbone.checkpoint.startswith(BUNDLED_PREFIX) else {})}
+    train = record.get("train", {})
+    validation = train.get("validation") or {}
+    lines = [
+        "---", *(f"{k}: {json.dumps(v)}" for k, v in front.items()), "---", "",
+        f"# {record['cell_id']}", "",
+        f"A cross-encoder reranker trained by rerank-distill-bench {__version__} (git {prov.get('git_sha', '?')}), "
+        f"grid `{record['experiment']}`, cell `{record['cell_id']}` (config hash `{record['config_hash']}`).", "",
+        f"- **Base model:** {base}",
+        f"- **Objective:** `{cell.objective}` ({objective.family}; {objective.paper})",
+        f"- **Teacher:** `{teacher.name}` ({teacher.kind}{': ' + ', '.join(teacher.models) if teacher.models else ''})"
+        f"{' — ' + teacher.description if teacher.description else ''}",
+        f"- **Training data:** `{cell.train.dataset}` ({cell.train.sampler} sampler, {cell.train.group_size} "
+        f"candidates per query, {train.get('steps', '?')} steps of {cell.train.batch_size} queries, lr {cell.train.lr}, "
+        f"seed {cell.seed})",
+        *([f"- **Kept step:** {validation.get('best_step')} (best {validation.get('measure')} on "
+           f"{validation.get('dataset')}: {validation.get('best_value')})"] if validation else []),
+        f"- **Max length:** {cell.eval.max_length or cell.train.max_length} tokens (the passage is truncated)", "",
+        "## Usage", "",
+        "```python",
+        "from sentence_transformers import CrossEncoder",
+        "model = CrossEncoder(\"PATH\")  # this directory or its hub id; scores are raw logits (higher = more relevant)",
+        "scores = model.predict([(\"a query\", \"a passage\"), (\"a query\", \"another passage\")])",
+        "```", "",
+        "With transformers: `AutoModelForSequenceClassification.from_pretrained(PATH)`, score = `logits[:, 0]`. "
+        "Re-evaluate it without training as a grid row: `[backbones.NAME]` with `family = "
+        f"\"{cell.backbone.family}\"`, `checkpoint = tokenizer = \"PATH\"`, "
+        f"`token_type_ids = {str(cell.backbone.token_type_ids).lower()}`, and `train.skip = true`.", "",
+        "## Results", "",
+        "Measured by the suite when this model was trained (per-query values in the record "
+        f"`{record['cell_id']}.json`; the reranked runs beside it).", "",
+        "| dataset | candidates | measures | first stage nDCG@10 | queries | run |", "|---|---|---|---|---|---|",
+        *rows, "",
+        "| device | p50 ms/query | p95 ms/query | pairs/s | dtype |", "|---|---|---|---|---|", *latency, "",
+        "## Citations", "",
+        "- rerank-distill-bench: the suite's README and `docs/protocol.md`.",
+        f"- Objective `{cell.objective}`: {objective.paper}.",
+        "", "## Full config", "", "```json", json.dumps(record["config"], indent=1, sort_keys=True), "```", "",
+    ]
+    return "\n".join(lines)

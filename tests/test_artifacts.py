@@ -1,0 +1,244 @@
+"""What a cell leaves beside its record: a saved student that sentence-transformers and transformers load as it is
+and that scores like the suite's Reranker, the reranked runs ir_measures re-scores to the record's numbers, eval-only
+rows that reproduce a saved student's numbers and evaluate it on a new dataset, and nothing half-written when a cell
+fails."""
+
+import gzip
+import json
+
+import ir_measures
+import numpy as np
+import pytest
+import torch
+
+from benchmark import grid
+from benchmark.artifacts import save_student, should_save_model
+from benchmark.backbones import build_cross_encoder, get_backbone
+from benchmark.config import parse_experiment
+from benchmark.errors import BenchError
+from benchmark.grid import load
+from benchmark.inference import Reranker
+from benchmark.inputs import read_toml
+from benchmark.report import render_report
+
+GRID = """
+[experiment]
+name = "{name}"
+
+[grid]
+backbone = ["{backbone}"]
+objective = ["infonce"]
+
+[train]
+dataset = "tiny-train"
+group_size = 4
+negatives_depth = 10
+epochs = {epochs}
+batch_size = 8
+max_length = 64
+{train_extra}
+
+[eval]
+datasets = {datasets}
+top_k = 20
+batch_size = 16
+latency_queries = 2
+latency_repeats = 1
+latency_warmup = 1
+
+[datasets.tiny-train]
+source = "embedded"
+split = "train"
+first_stage = "file"
+max_queries = 16
+
+[datasets.tiny-test]
+source = "embedded"
+split = "test"
+first_stage = "file"
+max_queries = 6
+top_k = 20
+
+[datasets.tiny-dev]
+source = "embedded"
+split = "dev"
+first_stage = "file"
+max_queries = 4
+top_k = 20
+{rows}
+"""
+
+
+def experiment(tmp_path, name="trained", backbone="bert-tiny", epochs=1, train_extra="", datasets='["tiny-test"]',
+               rows=""):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(GRID.format(name=name, backbone=backbone, epochs=epochs, train_extra=train_extra,
+                                datasets=datasets, rows=rows))
+    return parse_experiment(read_toml(path))
+
+
+def pairs(tmp_path, n=24):
+    """Embedded test pairs: queries with their first-stage top-4 (all within the 64-token limit)."""
+    data = load(experiment(tmp_path).cells[0], "tiny-test")
+    return [(data.queries[q], data.docs[d]) for q in sorted(data.queries) for d in data.ranked(q, 4)][:n]
+
+
+@pytest.mark.parametrize("row", ["minilm-l2", "roberta-tiny"])
+def test_saved_student_loads_in_sentence_transformers_and_transformers_with_the_suites_scores(row, tmp_path):
+    """The bundled MiniLM (unpadded fast path on CPU) and a RoBERTa-layout random row without segment embeddings:
+    CrossEncoder(path) and AutoModelForSequenceClassification(path) give the Reranker's scores."""
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    spec = get_backbone(row)
+    model, tokenizer = build_cross_encoder(spec, seed=3)
+    # A fresh head scores every pair within 3e-4 of the others; scaled up, a 1e-4 agreement means something.
+    with torch.no_grad():
+        [*model.classifier.modules()][-1].weight.mul_(300.0)
+    batch = pairs(tmp_path)
+    ours = Reranker(model, tokenizer, max_length=64, batch_size=8,
+                    use_token_type_ids=spec.token_type_ids).score([q for q, _ in batch], [d for _, d in batch])
+    assert np.ptp(ours) > 0.05  # the pairs get different scores: a constant model would pass trivially
+    save_student(model, tokenizer, tmp_path / "student", max_length=64, token_type_ids=spec.token_type_ids)
+    assert (tmp_path / "student" / "model.safetensors").is_file()
+    assert AutoConfig.from_pretrained(str(tmp_path / "student")).num_labels == 1
+
+    theirs = CrossEncoder(str(tmp_path / "student"), device="cpu", local_files_only=True).predict(
+        batch, batch_size=8, show_progress_bar=False)
+    assert np.abs(np.asarray(theirs) - ours).max() <= 1e-4
+
+    hf = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "student")).eval()
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "student"))
+    enc = tok([q for q, _ in batch], [d for _, d in batch], padding=True, truncation="only_second", max_length=64,
+              return_tensors="pt")
+    assert ("token_type_ids" in enc) == spec.token_type_ids
+    with torch.no_grad():
+        logits = hf(**enc).logits[:, 0].numpy()
+    assert np.abs(logits - ours).max() <= 1e-4
+
+
+def run(experiment_, results):
+    cell = experiment_.cells[0]
+    rec = grid.execute_cell(cell, str(results))
+    assert rec["status"] == "ok", rec.get("error")
+    return cell, rec
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One bert-tiny cell trained for an epoch with ``save_model = true``, written under a results directory."""
+    tmp = tmp_path_factory.mktemp("trained")
+    grid._collection.cache_clear()
+    results = tmp / "results"
+    cell, rec = run(experiment(tmp, train_extra="save_model = true"), results)
+    return tmp, results, cell, rec
+
+
+def test_a_cells_reranked_run_rescored_with_ir_measures_gives_its_record(trained):
+    _, results, cell, rec = trained
+    name = rec["runs"]["tiny-test"]["reranked"]
+    assert name == f"{cell.cell_id}.runs/tiny-test.trec.gz"
+    assert rec["runs"]["tiny-test"]["first_stage"] == "file" and rec["runs"]["tiny-test"]["rerank_depth"] == 20
+    path = results / cell.experiment / name
+    lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+    assert all(len(line.split()) == 6 and line.split()[5] == cell.cell_id for line in lines)
+    data = load(cell, "tiny-test")
+    qrels = [ir_measures.Qrel(q, d, r) for q, docs in data.qrels.items() for d, r in docs.items()]
+    measures = [ir_measures.parse_measure(m) for m in rec["metrics"]["tiny-test"]["first_stage_info"]["measures"]]
+    assert len(measures) >= 2
+    runs = list(ir_measures.read_trec_run(str(path)))
+    assert {sd.query_id for sd in runs} == set(rec["per_query"]["tiny-test"]["nDCG@10"])
+    for measure, value in ir_measures.calc_aggregate(measures, qrels, runs).items():
+        assert value == pytest.approx(rec["metrics"]["tiny-test"][str(measure)], abs=1e-12)
+    for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], qrels, runs):
+        assert m.value == pytest.approx(rec["per_query"]["tiny-test"]["nDCG@10"][m.query_id], abs=1e-12)
+
+
+def test_a_trained_cell_saves_its_student_with_a_model_card(trained):
+    _, results, cell, rec = trained
+    model_dir = results / cell.experiment / rec["model"]
+    assert rec["model"] == f"{cell.cell_id}.model"
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
+    card = (model_dir / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: \"sentence-transformers\"")
+    assert cell.cell_id in card and cell.config_hash in card
+    assert f"{rec['metrics']['tiny-test']['nDCG@10']:.4f}" in card  # the metrics table
+    assert json.dumps(rec["config"], indent=1, sort_keys=True) in card  # the full config
+    assert "InfoNCE" in card or "Gao" in card  # the objective's citation
+    leftovers = [p.name for p in (results / cell.experiment).iterdir() if p.name.startswith(".")]
+    assert not leftovers
+
+
+def test_the_cell_page_links_its_runs_and_model(trained, tmp_path):
+    _, results, cell, rec = trained
+    out = tmp_path / "site"
+    render_report(results, out)
+    page = next(out.rglob(f"{cell.cell_id}.html")).read_text()
+    for name in (rec["runs"]["tiny-test"]["reranked"], rec["model"]):
+        href = next(p for p in page.split('href="')[1:] if p.split('"')[0].endswith(name)).split('"')[0]
+        assert (next(out.rglob(f"{cell.cell_id}.html")).parent / href).resolve() == \
+            (results / cell.experiment / name).resolve()
+
+
+def test_an_eval_only_row_on_a_saved_student_reproduces_it_and_evaluates_a_new_dataset(trained):
+    """``train.skip`` on a backbone row whose checkpoint is the saved student: the same numbers, no training, and
+    a dataset the student was never evaluated on (tiny-dev) without retraining."""
+    tmp, results, cell, rec = trained
+    model_dir = results / cell.experiment / rec["model"]
+    row = f'\n[backbones.saved]\nfamily = "bert"\ncheckpoint = "{model_dir}"\ntokenizer = "{model_dir}"\n'
+    again = experiment(tmp, name="again", backbone="saved", train_extra="skip = true",
+                       datasets='["tiny-test", "tiny-dev"]', rows=row)
+    assert list(again.cells[0].datasets) == ["tiny-test", "tiny-dev"]  # no training data read
+    eval_cell, eval_rec = run(again, results)
+    assert eval_rec["train"]["steps"] == 0 and eval_rec["train"]["eval_only"] is True
+    assert "model" not in eval_rec  # nothing new to save
+    for key, value in rec["metrics"]["tiny-test"].items():
+        if isinstance(value, float):
+            assert eval_rec["metrics"]["tiny-test"][key] == pytest.approx(value, abs=1e-9), key
+    assert eval_rec["per_query"]["tiny-test"]["nDCG@10"] == pytest.approx(rec["per_query"]["tiny-test"]["nDCG@10"],
+                                                                          abs=1e-9)
+    assert 0.0 <= eval_rec["metrics"]["tiny-dev"]["nDCG@10"] <= 1.0
+    assert (results / "again" / eval_rec["runs"]["tiny-dev"]["reranked"]).is_file()
+
+
+def test_a_failed_cell_leaves_no_half_model_and_keeps_the_previous_files(trained, monkeypatch):
+    _, results, cell, rec = trained
+    model_dir = results / cell.experiment / rec["model"]
+    before = (model_dir / "model.safetensors").read_bytes()
+
+    def broken(*args, **kwargs):  # fails after the runs and the model were staged
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(grid, "data_hashes", broken)
+    failed = grid.execute_cell(cell, str(results))
+    assert failed["status"] == "failed"
+    assert (model_dir / "model.safetensors").read_bytes() == before
+    assert not [p.name for p in (results / cell.experiment).iterdir() if p.name.startswith(".")]
+
+
+def test_a_new_cell_that_fails_leaves_neither_runs_nor_model(tmp_path, monkeypatch):
+    grid._collection.cache_clear()
+    cell = experiment(tmp_path, train_extra="save_model = true").cells[0]
+    monkeypatch.setattr(grid, "measure_all_latency", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    rec = grid.execute_cell(cell, str(tmp_path / "results"))
+    assert rec["status"] == "failed" and "boom" in rec["error"]["message"]
+    names = sorted(p.name for p in (tmp_path / "results" / cell.experiment).iterdir())
+    assert names == [f"{cell.cell_id}.json", f"{cell.cell_id}.traceback.txt"]
+
+
+def test_eval_only_rows_and_the_save_model_default(tmp_path):
+    with pytest.raises(BenchError, match="'bert-tiny': an eval-only row .* needs a trained checkpoint"):
+        experiment(tmp_path, train_extra="skip = true")
+    with pytest.raises(BenchError, match="needs a trained checkpoint"):
+        experiment(tmp_path, epochs=0)
+    with pytest.raises(BenchError, match="train.epochs must be >= 0"):
+        experiment(tmp_path, epochs=-1)
+    # skip wins over the recipe fields, which an eval-only row records as the checkpoint's training
+    assert experiment(tmp_path, backbone="minilm-l2", train_extra="skip = true\nmax_steps = 3").cells[0].train.eval_only
+    assert experiment(tmp_path, backbone="minilm-l2", epochs=0).cells[0].train.eval_only
+    # save_model is an output option: the cell (and so its finished record) is the same either way
+    on, off = (experiment(tmp_path, train_extra=f"save_model = {v}").cells[0] for v in ("true", "false"))
+    assert on.cell_id == off.cell_id and (should_save_model(on), should_save_model(off)) == (True, False)
+    default = {b: should_save_model(experiment(tmp_path, backbone=b).cells[0])
+               for b in ("bert-tiny", "minilm-l2", "bert-base")}
+    assert default == {"bert-tiny": False, "minilm-l2": False, "bert-base": True}
