@@ -188,8 +188,6 @@ class CellConfig:
         payload = self.to_dict()
         for volatile in ("experiment", "axes", "report"):  # identical work under another name is the same cell
             payload.pop(volatile)
-        if tuple(payload["eval"]["precision"]) == DEFAULT_PRECISION:  # cells from before the axis keep their ids
-            payload["eval"].pop("precision")
         payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 

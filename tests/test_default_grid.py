@@ -1,7 +1,7 @@
 """The main job end to end: ``python run_grid.py`` (the embedded default grid, ending in a report) through the CLI,
-then what its records and report must show. Slow on a CPU (about 10 minutes on 2 cores with a cold cache: the teacher's
-fine-tuning and five MiniLM-L6 students); CI runs it. Which family ranks first is not asserted: the report states what
-the run measured."""
+then what its records and report must show. Slow on a CPU (README states its measured time: the teacher's
+fine-tuning and four MiniLM-L6 students); CI runs it. Which family ranks first is not asserted: the report states
+what the run measured."""
 
 import re
 from pathlib import Path
@@ -26,7 +26,7 @@ def default_run(tmp_path_factory):
 
 def test_every_family_learns_and_the_best_student_beats_bm25(default_run):
     records, _ = default_run
-    assert len(records) == 5 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     metrics = [r["metrics"][DATASET] for r in records]
     random = metrics[0]["random_order"]["nDCG@10"]
     bm25 = metrics[0]["first_stage"]["nDCG@10"]
@@ -45,10 +45,11 @@ def test_each_cell_is_evaluated_at_its_best_validation_step(default_run):
     records, _ = default_run
     for rec in records:
         train = rec["train"]
-        assert train["steps"] == 50 and train["pairs"] == 1600  # equal training compute per recipe
+        # equal compute: 40 steps of 32 pairs (BCE's 16 pairs of 2 leave a short batch at each epoch's end: 1,232)
+        assert train["steps"] == 40 and abs(train["pairs"] - 1280) <= 64
         validation = train["validation"]
         steps = [step for step, _ in validation["curve"]]
-        assert steps == [10, 20, 30, 40, 50]
+        assert steps == [20, 40]
         best = max(value for _, value in validation["curve"])
         assert validation["best_value"] == best and [best_step for best_step, v in validation["curve"]
                                                       if v == best][0] == validation["best_step"]
