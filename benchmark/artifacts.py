@@ -144,7 +144,8 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
     rows = []
     for dataset, m in record["metrics"].items():
         info = m.get("first_stage_info", {})
-        values = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, float) and not k.startswith("reranked"))
+        values = ", ".join(f"{k} {v:.4f}" for k, v in m.items()
+                           if isinstance(v, float) and not k.startswith("reranked"))
         rows.append(f"| {dataset} | {info.get('name', '')} top-{info.get('rerank_depth', '')} | {values} | "
                     f"{m['first_stage'].get('nDCG@10', float('nan')):.4f} | {m['n_queries']} | "
                     f"`{run_files.get(dataset, '')}` |")

@@ -160,7 +160,8 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
     out.update(throughput_pairs_per_s=len(all_q) / (large_ms / 1000), mean_tokens=float(lengths.mean()),
                flops_per_pair=work / len(all_q), achieved_gflops=achieved / 1e9, peak_gflops=peak_flops / 1e9,
                efficiency=achieved / peak_flops,
-               device=device.type, dtype=reranker.dtype, precision=reranker.precision, forward=reranker.path, batch_size=reranker.batch_size,
+               device=device.type, dtype=reranker.dtype, precision=reranker.precision, forward=reranker.path,
+               batch_size=reranker.batch_size,
                max_length=reranker.max_length, candidates=int(np.median(n_pairs)), queries=len(lists),
                threads=torch.get_num_threads(), hardware=hardware_info())
     return out

@@ -110,7 +110,8 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
     train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items())
              if k not in ("loss_curve", "validation")]
     error = rec.get("error") or {}
-    return {"id": rec["cell_id"], "files": cell_files(rec, out_dir / page, results_dir), "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
+    return {"id": rec["cell_id"], "files": cell_files(rec, out_dir / page, results_dir),
+            "experiment": rec["experiment"], "status": rec.get("status", ""), "page": page,
             "experiment_page": f"{slug(rec['experiment'])}/index.html", "config_hash": rec.get("config_hash", ""),
             "axes": [(k, str(v)) for k, v in (rec.get("axes") or {}).items()], "metrics": metrics,
             "per_query": _per_query(rec), "latency": latency, "train": train,
