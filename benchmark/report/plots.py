@@ -84,7 +84,7 @@ def quality_vs_latency(frame: pd.DataFrame, dataset: str, out: Path,
     bm25 = part["first_stage_nDCG@10"].dropna()
     if not bm25.empty:
         ax.axhline(float(bm25.iloc[0]), color="grey", lw=1, ls=":", label="first stage (BM25)")
-    return _finish(fig, ax, "CPU latency, p50 ms per query (100 candidates)", f"Quality vs latency — {dataset}", out)
+    return _finish(fig, ax, "CPU latency, p50 ms per query (its eval top-k candidates)", f"Quality vs latency — {dataset}", out)
 
 
 def heatmap(frame: pd.DataFrame, dataset: str, out: Path) -> list[str]:
