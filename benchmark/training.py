@@ -240,7 +240,8 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.adam_eps)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.adam_eps,
+                            fused=True)  # one kernel over all parameters: the per-tensor loop was ~1/8 of a CPU step
     sched = make_scheduler(opt, warmup, total, cfg.lr_schedule)
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
