@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..datasets import DATASETS
+from ..dataset_rows import DATASETS
 
 STANDARD_AXES = ("backbone", "objective", "teacher")
 
