@@ -9,8 +9,6 @@ import pandas as pd
 
 from ..dataset_rows import DATASETS
 
-STANDARD_AXES = ("backbone", "objective", "teacher")
-
 
 @dataclass(frozen=True)
 class Aggregate:
