@@ -53,7 +53,8 @@ class BackboneSpec:
     tokenizer: str = "bundled:all-MiniLM-L6-v2"  # hub id / path; tiny rows share the MiniLM WordPiece vocab
     max_length: int = 512  # position limit of the architecture; cells may truncate shorter
     token_type_ids: bool = True  # RoBERTa and ModernBERT have no segment embeddings
-    dtype: Literal["fp32", "bf16", "fp16"] = "bf16"  # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
+    # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
+    dtype: Literal["fp32", "bf16", "fp16"] = "bf16"
     attn_implementation: str | None = "sdpa"
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates

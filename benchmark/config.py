@@ -38,7 +38,8 @@ class TrainConfig:
     dataset: str = "embedded-train"
     max_queries: int | None = None  # label budget: the first N of a fixed shuffle, so budgets are nested
     group_size: int = 8  # K candidates per query: one positive + K-1 negatives
-    negatives: Literal["first-stage", "random"] = "first-stage"  # where hard negatives come from: the dataset's first-stage run, or random docs
+    # where hard negatives come from: the dataset's first-stage run, or random docs
+    negatives: Literal["first-stage", "random"] = "first-stage"
     negatives_depth: int = 100  # sample negatives from the first-stage top-N (lists sampler: the list's depth)
     sampler: Annotated[str, SAMPLERS] = "groups"  # how groups are built (benchmark/samplers.py)
     negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement

@@ -34,7 +34,8 @@ for _source in [
     SourceSpec("embedded", None, "the generated default collection (benchmark.embedded), read as a trec-dir"),
     SourceSpec("ir_datasets", ("id", "<ir_datasets id>"), "queries, qrels and a lazy docstore from ir_datasets"),
     SourceSpec("beir-dir", ("path", "<directory>"), "corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
-    SourceSpec("trec-dir", ("path", "<directory>"), "docs.jsonl, queries.tsv, qrels.txt, optional run*.txt and splits.json"),
+    SourceSpec("trec-dir", ("path", "<directory>"),
+               "docs.jsonl, queries.tsv, qrels.txt, optional run*.txt and splits.json"),
 ]:
     SOURCES.add(_source.name, _source)
 
