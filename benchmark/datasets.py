@@ -1,6 +1,5 @@
-"""Dataset rows: evaluation and training sets addressed by ir_datasets ids, local directories, or the embedded default.
-
-Sources (``LOADERS``, one function each):
+"""Dataset loaders: the collection a dataset row (``benchmark.dataset_rows``) describes, one function per source
+in ``LOADERS``.
 
 - ``ir_datasets`` — any ir_datasets id; queries, qrels and a lazy docstore come from ir_datasets itself.
 - ``beir-dir`` — a directory in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
@@ -13,13 +12,11 @@ shared by every row over it, e.g. the 8.8M MS MARCO passages of TREC DL 19/20 an
 per row), ``scoreddocs`` (the run ir_datasets ships), ``run:<path>`` (a TREC run file, e.g. the SPLADE-v3 or
 ColBERTv2 top-1000 the papers rerank), or ``file`` (the run in the directory). Every first stage is cut to ``top_k``
 by :func:`benchmark.firststage.cut`, which never picks among tied scores by doc id and refuses an unranked list (the
-msmarco-passage scoreddocs: every score 0). ``first_stage_name`` labels the first stage for comparisons with
-published rows ("bm25", "splade-v3-distilbert", "colbertv2", ...); ``measures`` are the dataset's official measures
-(ir_measures strings) plus Judged@10.
+msmarco-passage scoreddocs: every score 0).
 
-Long documents (``passages``): ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` splits each document
-into word windows of ``window`` words with ``stride`` overlap and scores a document by its best window (MaxP, Dai &
-Callan 2019) — the reranker sees windows, the evaluation sees documents.
+Long documents (``passages = "maxp"``): each document is split into word windows of ``window`` words with ``stride``
+overlap and scored by its best window (MaxP, Dai & Callan 2019) — the reranker sees windows, the evaluation sees
+documents.
 """
 
 from __future__ import annotations
@@ -27,125 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import inputs, typed
+from . import inputs
 from .cache import cache_file, cache_root
 from .cache import digest as _digest
 from .collection import Collection, Qrels, Run
+from .dataset_rows import SOURCES, DatasetSpec
 from .errors import BenchError
-from .evaluation import parse_measures
 from .firststage import bm25_index_run, bm25_run, build_bm25_index, cut, read_trec_run
 from .registry import Registry
-
-SOURCES = ("embedded", "ir_datasets", "beir-dir", "trec-dir")
-# Recorded unless a row names its own: nDCG@10 and RR@10 (what every row recorded so far) and Judged@10 (the share
-# of the top 10 that is judged: a reranker surfacing unjudged documents scores lower than it may deserve).
-DEFAULT_MEASURES = ("nDCG@10", "RR@10", "Judged@10")
-# ir_datasets' official measures of msmarco-passage/trec-dl-2019/judged and trec-dl-2020/judged (ir_datasets 0.6.3:
-# ir_datasets/docs/msmarco-passage.yaml, `official_measures`).
-TREC_DL_MEASURES = ("nDCG@10", "RR(rel=2)", "AP(rel=2)", "Judged@10")
-# msmarco-passage/dev/small: RR@10 (same file); nDCG@10 is the seed paper's table measure.
-MSMARCO_DEV_MEASURES = ("nDCG@10", "RR@10", "Judged@10")
-# lotte/*/test/{search,forum}: Success@5 (ir_datasets 0.6.3: ir_datasets/docs/lotte.yaml, `official_measures`).
-LOTTE_MEASURES = ("nDCG@10", "Success@5", "Judged@10")
-# BEIR: ir_datasets documents no official measure (ir_datasets/docs/beir.yaml); BEIR's tables report nDCG@10.
-BEIR_MEASURES = ("nDCG@10", "Judged@10")
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    source: str
-    id: str | None = None  # ir_datasets id
-    path: str | None = None  # local directory (beir-dir / trec-dir)
-    split: str | None = None  # embedded / trec-dir splits.json key, or BEIR qrels split
-    first_stage: str = "bm25"  # bm25 | scoreddocs | file | run:<path>
-    first_stage_name: str = ""  # label matched against published rows; "" = derived from first_stage
-    top_k: int = 100  # first-stage depth kept (the evaluation reranks eval.top_k of them)
-    measures: tuple[str, ...] = DEFAULT_MEASURES  # ir_measures strings; nDCG@10 is always added
-    passages: str = "first"  # first (FirstP) | maxp
-    window: int = 150  # MaxP window and stride, in words
-    stride: int = 75
-    max_queries: int | None = None  # evaluate the first N queries only (sorted ids)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        where = f"dataset {self.name!r}"
-        if self.source not in SOURCES:
-            raise BenchError(f"{where}: source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.source == "ir_datasets" and not self.id:
-            raise BenchError(f"{where}: an ir_datasets row needs id = \"<ir_datasets id>\"")
-        if self.source in ("beir-dir", "trec-dir") and not self.path:
-            raise BenchError(f"{where}: a {self.source} row needs path = \"<directory>\"")
-        if self.first_stage not in ("bm25", "scoreddocs", "file") and not self.first_stage.startswith("run:"):
-            raise BenchError(f"{where}: first_stage must be bm25, scoreddocs, file or run:<path>, "
-                             f"got {self.first_stage!r}")
-        if self.passages not in ("first", "maxp"):
-            raise BenchError(f"{where}: passages must be 'first' or 'maxp', got {self.passages!r}")
-        if self.top_k <= 0 or self.window <= 0 or self.stride <= 0:
-            raise BenchError(f"{where}: top_k, window and stride must be positive")
-        object.__setattr__(self, "measures", parse_measures(self.measures, f"{where} measures"))
-        if not self.first_stage_name:
-            object.__setattr__(self, "first_stage_name", _first_stage_label(self.first_stage))
-
-    @classmethod
-    def from_dict(cls, name: str, data: dict[str, Any]) -> DatasetSpec:
-        return typed.build(cls, data, f"datasets.{name}", name=name)
-
-
-def _first_stage_label(first_stage: str) -> str:
-    """The default ``first_stage_name``: ``bm25``, ``scoreddocs``, ``file``, or ``run:<file stem>``."""
-    return f"run:{Path(first_stage[4:]).stem}" if first_stage.startswith("run:") else first_stage
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-
-def _add(name: str, source: str, **kw: Any) -> None:
-    DATASETS.add(name, DatasetSpec(name=name, source=source, **kw))
-
-
-for _split in ("train", "dev", "test"):
-    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file", first_stage_name="bm25",
-         description=f"embedded default collection, {_split} queries, bm25s top-100")
-# The official top-1000 that ir_datasets ships as these ids' scoreddocs is unranked (see benchmark.firststage), so
-# these rows rank with bm25s over the MS MARCO passage corpus. The seed paper reranks the naver/splade-v3-distilbert
-# top-1000 instead (xpmir/cross-encoders: src/Evaluation/cross-encoders_splade_top1000.yaml, `retrievers_hf_id`,
-# `retrieval.k: 1000`), Rank-DistiLLM the BM25 and ColBERTv2 top-100 (webis-de/rank-distillm: configs/re-rank.yaml,
-# `depth: 100`): give such a run as first_stage = "run:<path>" with its first_stage_name.
-_add("trec-dl-2019", "ir_datasets", id="msmarco-passage/trec-dl-2019/judged", measures=TREC_DL_MEASURES,
-     description="TREC DL 2019 passage, judged queries, bm25s top-100 over the MS MARCO passages")
-_add("trec-dl-2020", "ir_datasets", id="msmarco-passage/trec-dl-2020/judged", measures=TREC_DL_MEASURES,
-     description="TREC DL 2020 passage, judged queries, bm25s top-100 over the MS MARCO passages")
-_add("msmarco-dev", "ir_datasets", id="msmarco-passage/dev/small", measures=MSMARCO_DEV_MEASURES,
-     description="MS MARCO passage dev (small), bm25s top-100 over the MS MARCO passages")
-_add("msmarco-train", "ir_datasets", id="msmarco-passage/train/judged", first_stage="bm25",
-     description="MS MARCO passage train, judged queries")
-_add("vaswani", "ir_datasets", id="vaswani", first_stage="bm25", description="Vaswani / NPL abstracts")
-_add("robust04", "ir_datasets", id="disks45/nocr/trec-robust-2004", first_stage="bm25", passages="maxp",
-     description="TREC Robust 2004 (licensed TREC disks 4+5), MaxP over 150-word windows")
-# BEIR test sets (Thakur et al. 2021) by ir_datasets id.
-for _name, _id in [
-    ("trec-covid", "beir/trec-covid"), ("nfcorpus", "beir/nfcorpus/test"), ("fiqa", "beir/fiqa/test"),
-    ("arguana", "beir/arguana"), ("touche2020", "beir/webis-touche2020/v2"),
-    ("dbpedia-entity", "beir/dbpedia-entity/test"), ("scidocs", "beir/scidocs"), ("scifact", "beir/scifact/test"),
-    ("climate-fever", "beir/climate-fever"), ("quora", "beir/quora/test"), ("nq", "beir/nq"),
-    ("hotpotqa", "beir/hotpotqa/test"), ("fever", "beir/fever/test"),
-]:
-    _add(f"beir-{_name}", "ir_datasets", id=_id, measures=BEIR_MEASURES, description=f"BEIR {_name} (test)")
-# LoTTE (Santhanam et al. 2022): five domains x search/forum queries, test split.
-for _domain in ("writing", "recreation", "science", "technology", "lifestyle"):
-    for _kind in ("search", "forum"):
-        _add(f"lotte-{_domain}-{_kind}", "ir_datasets", id=f"lotte/{_domain}/test/{_kind}", measures=LOTTE_MEASURES,
-             description=f"LoTTE {_domain} {_kind} queries (test)")
-
-
-def get_dataset(name: str) -> DatasetSpec:
-    return DATASETS.get(name)
 
 
 def load_collection(spec: DatasetSpec) -> Collection:
@@ -158,7 +48,7 @@ def load_collection(spec: DatasetSpec) -> Collection:
     return coll
 
 
-LOADERS: Registry[Any] = Registry("dataset source")
+LOADERS: Registry[Callable[[DatasetSpec], Collection]] = Registry("dataset loader", rows=SOURCES)
 
 
 # ---- local directories ----------------------------------------------------------------------------------------------

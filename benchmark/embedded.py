@@ -103,6 +103,7 @@ def generate(out: Path) -> None:
     topics = topics[:sum(SPLITS.values())]
     docs: dict[str, str] = {}
     doc_topic: dict[str, tuple[int, int, int]] = {}  # docid -> (concept, aspect, grade-if-matching)
+    overview_aspects: dict[str, set[int]] = {}  # overview docid -> the aspects it mentions in passing
 
     def add_doc(sentences: list[str], concept: int, aspect: int, grade: int) -> None:
         did = f"D{len(docs):05d}"
@@ -151,7 +152,7 @@ def generate(out: Path) -> None:
                                    a4=ASPECTS[a4][0])
             add_doc([text], c, -1, 1)
             doc_topic[list(docs)[-1]] = (c, -1, 1)
-            _OVERVIEW_ASPECTS[list(docs)[-1]] = {a1, a2, a3, a4}
+            overview_aspects[list(docs)[-1]] = {a1, a2, a3, a4}
 
     qrels: dict[str, dict[str, int]] = {}
     topic_of = {f"Q{ti:03d}": t for ti, t in enumerate(topics)}
@@ -160,7 +161,7 @@ def generate(out: Path) -> None:
         for did, (dc, da, g) in doc_topic.items():
             if dc == c and da == a:
                 rels[did] = g
-            elif dc == c and da == -1 and a in _OVERVIEW_ASPECTS.get(did, ()):
+            elif dc == c and da == -1 and a in overview_aspects.get(did, ()):
                 rels[did] = 1
         qrels[qid] = rels
 
@@ -179,10 +180,6 @@ def generate(out: Path) -> None:
                                            for d, g in sorted(rels.items())), encoding="utf-8")
     (out / "splits.json").write_text(json.dumps(splits, indent=1), encoding="utf-8")
     write_trec_run(bm25_run(docs, queries, k=100), out / "run.bm25.txt", tag="bm25s")
-    _OVERVIEW_ASPECTS.clear()
-
-
-_OVERVIEW_ASPECTS: dict[str, set[int]] = {}
 
 
 def _fingerprint() -> str:

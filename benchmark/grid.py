@@ -44,7 +44,8 @@ def _now() -> str:
 @functools.lru_cache(maxsize=8)
 def _collection(spec_json: str) -> Collection:
     """Collections are shared by the cells of a grid (keyed by the row's full definition)."""
-    from .datasets import DatasetSpec, load_collection
+    from .dataset_rows import DatasetSpec
+    from .datasets import load_collection
 
     return load_collection(DatasetSpec(**json.loads(spec_json)))
 
@@ -57,12 +58,12 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
              outputs: CellOutputs | None = None) -> dict[str, Any]:
     """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
     failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
-    from .backbones import build_cross_encoder
     from .datasets import fold_passages
     from .evaluation import FIRST_STAGE_RECALL, dataset_measures, evaluate
     from .firststage import cut
     from .hardware import git_sha, hardware_info, library_versions
     from .inference import Reranker
+    from .models import build_cross_encoder
     from .training import resolve_device
 
     started = _now()
@@ -127,9 +128,9 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
 def train_student(cell: CellConfig, checkpoint_dir: Path | None):
     """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
     holding the weights it is evaluated with (the best validated step when the cell validates)."""
-    from .backbones import build_cross_encoder
-    from .objectives import get_objective
-    from .teachers import TeacherContext, compute_targets
+    from .losses import get_objective
+    from .models import build_cross_encoder
+    from .teaching import TeacherContext, compute_targets
     from .training import student_pairs, train_model
 
     import torch
@@ -164,7 +165,7 @@ def reference_metrics(cell: CellConfig, ctx, data: Collection, qids: list[str]) 
     one), the teacher's own reranking of them (``teacher``: its measures and per-query values)."""
     from .datasets import fold_passages
     from .evaluation import MEASURES, evaluate, random_order
-    from .teachers import teacher_run
+    from .teaching import teacher_run
 
     candidates = {q: data.ranked(q) for q in qids}
     out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),

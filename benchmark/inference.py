@@ -18,21 +18,18 @@ Face graph in fp32, or with int8 weights (``onnxruntime.quantization.quantize_dy
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .collection import Collection, Run
-from .errors import BenchError
 from .fastpath import first_logits
-from .registry import Registry
+from .precisions import get_precision
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Pairs tokenized and padded at once: bounds the padded id arrays (3 x 8192 x 512 int64 = 100 MB at most) when a
@@ -176,35 +173,8 @@ class Reranker:
         return run
 
 
-@dataclass(frozen=True)
-class Precision:
-    """A number format and runtime a trained model is scored in (one ``eval.precision`` row)."""
-
-    runtime: str  # "torch" | "onnxruntime"
-    weights: str  # "fp32" | "bf16" | "int8": the format of the weights the matrix products read
-    cpu_only: bool = False  # dynamic int8 kernels (fbgemm, ONNX Runtime's CPU provider) exist on CPU only
-
-
-PRECISIONS: Registry[Precision] = Registry("precision")
-PRECISIONS.add("fp32", Precision("torch", "fp32"))
-PRECISIONS.add("bf16", Precision("torch", "bf16"))
-PRECISIONS.add("int8", Precision("torch", "int8", cpu_only=True))
-PRECISIONS.add("onnx-fp32", Precision("onnxruntime", "fp32", cpu_only=True))
-PRECISIONS.add("onnx-int8", Precision("onnxruntime", "int8", cpu_only=True))
-
 # /proc/cpuinfo flags of native bf16 arithmetic; without them oneDNN emulates bf16 through fp32 (no speed to measure).
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def get_precision(name: str) -> Precision:
-    """The row, or a one-line error for an unknown name or an ONNX row without onnxruntime/onnx installed."""
-    row = PRECISIONS.get(name)
-    if row.runtime == "onnxruntime":
-        missing = [m for m in ("onnxruntime", "onnx") if importlib.util.find_spec(m) is None]
-        if missing:
-            raise BenchError(f"precision {name!r} needs {' and '.join(missing)} "
-                             f"(pip install {' '.join(missing)}, or pip install -e '.[onnx]')")
-    return row
 
 
 def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import BenchError
 
@@ -11,15 +11,22 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Name -> entry mapping for one axis (``backbone``, ``objective``, ``teacher``, ``dataset``, ``executor``)."""
+    """Name -> entry mapping for one axis (``backbone``, ``objective``, ``teacher``, ``dataset``, ``executor``).
 
-    def __init__(self, axis: str) -> None:
+    A registry of behaviour (``rows`` given) holds one function per row of a rows registry (a loss per objective, a
+    loader per dataset source): the rows registry is the one place the names are declared, and a function for a
+    name it lacks is refused."""
+
+    def __init__(self, axis: str, *, rows: Registry[Any] | None = None) -> None:
         self.axis = axis
+        self.rows = rows
         self._entries: dict[str, T] = {}
 
     def add(self, name: str, entry: T, *, replace: bool = False) -> T:
         if name in self._entries and not replace:
             raise BenchError(f"{self.axis} {name!r} is already registered")
+        if self.rows is not None and name not in self.rows:
+            raise BenchError(f"{self.axis} {name!r}: no such {self.rows.axis} row")
         self._entries[name] = entry
         return entry
 

@@ -1,54 +1,54 @@
-"""Teacher rows: where a student's training targets come from.
+"""Teacher rows: where a student's training targets come from (the ``teacher`` axis), without torch.
 
-Kinds (``TEACHER_KINDS``, one function each):
-
-- ``labels`` — the qrels grades themselves (no distillation).
-- ``score-file`` — published teacher scores: the Hofstätter et al. 2020 TSV (``score_pos score_neg qid pid_pos
-  pid_neg``, whose triples also feed the ``triples`` sampler) or a TREC run file (the score column); targets are
-  those scores on exactly the pairs the file covers.
-- ``llm-ranking`` — ranked lists of an LLM teacher (RankGPT / RankZephyr style), as a TREC run file (ordered by the
-  score column, ranks breaking ties) or JSONL (``{"qid": ..., "ranking": [docid, ...]}``, best first); targets are
-  ranks (ADR-MSE uses them as they are, score-based objectives see -rank, BCE sees the top-ranked candidate as
-  positive).
-- ``docpairs`` — (q, d+, d-) training triples without scores (the official MS MARCO train triples through
-  ir_datasets, or a file in their layout); targets are the qrels grades.
-
-File teachers stream their files (plain or ``.gz``), check the row's ``md5`` first where given, and keep only the
-queries of the cell's label budget, drawn from the queries the file covers.
-- ``cross-encoder`` — one or several cross-encoders (backbone rows) score every (query, doc) the student will see in
-  its groups; several form an ensemble whose per-model z-normalised scores are averaged (Hofstätter et al. 2020
-  average their teachers' scores; normalising first keeps one model's scale from dominating). A row with
-  ``finetune_epochs > 0`` first fine-tunes each model on the training labels — how the bi-encoder weights of
-  all-MiniLM-L6-v2 become a cross-encoder teacher. Fine-tuned weights (safetensors) and scores are cached on disk,
-  keyed by model + data hash; the score cache grows as cells ask for pairs it lacks.
+A teacher row (``TEACHERS``) names its kind; a kind row (``TEACHER_KINDS``) says what a teacher of that kind needs
+(backbone rows to score with, or a file) and what it can feed (the ``triples`` sampler). What each kind does — the
+files it reads, the models it fine-tunes and runs — is ``benchmark.teaching``.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from . import typed
-from .cache import cache_root
-from .cache import digest as _digest
-from .collection import Collection
 from .errors import BenchError
+from .objectives import OBJECTIVES
 from .registry import Registry
 
-KINDS = ("labels", "cross-encoder", "bi-encoder", "score-file", "llm-ranking", "docpairs")
+
+@dataclass(frozen=True)
+class TeacherKind:
+    name: str
+    models: bool  # scores (query, doc) pairs with backbone rows: needs models = [...]
+    file: bool  # reads its targets from path = "<file>"
+    triples: bool  # lists (q, d+, d-) triples, so it can feed the triples sampler
+    description: str
+
+
+TEACHER_KINDS: Registry[TeacherKind] = Registry("teacher kind")
+for _kind in [
+    TeacherKind("labels", models=False, file=False, triples=False, description="the qrels grades themselves"),
+    TeacherKind("cross-encoder", models=True, file=False, triples=False,
+                description="cross-encoders (fine-tuned first where the row asks) score the student's pairs"),
+    TeacherKind("bi-encoder", models=True, file=False, triples=False,
+                description="20 x the cosine of a sentence-transformers model's query and passage embeddings"),
+    TeacherKind("score-file", models=False, file=True, triples=True,
+                description="published teacher scores: the Hofstätter et al. 2020 TSV or a TREC run"),
+    TeacherKind("llm-ranking", models=False, file=True, triples=False,
+                description="an LLM teacher's ranked lists: a TREC run or JSONL rankings; targets are ranks"),
+    TeacherKind("docpairs", models=False, file=True, triples=True,
+                description="(q, d+, d-) triples without scores (MS MARCO train triples); targets are qrels grades"),
+]:
+    TEACHER_KINDS.add(_kind.name, _kind)
 
 
 @dataclass(frozen=True)
 class TeacherSpec:
     name: str
-    kind: str
+    kind: Annotated[str, TEACHER_KINDS]
     models: tuple[str, ...] = ()  # backbone rows (cross-encoder); several = ensemble
     finetune_epochs: int = 0  # fine-tune each model on the training labels first (0 = use as is)
-    finetune_objective: str = "infonce"
+    finetune_objective: Annotated[str, OBJECTIVES] = "infonce"
     finetune_lr: float = 5e-5
     finetune_batch_size: int | None = None  # queries per fine-tuning step (None: the cell's train.batch_size)
     path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
@@ -56,11 +56,11 @@ class TeacherSpec:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise BenchError(f"teacher {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.kind in ("cross-encoder", "bi-encoder") and not self.models:
+        typed.check_choices(self, f"teacher {self.name!r}: ")
+        kind = TEACHER_KINDS.get(self.kind)
+        if kind.models and not self.models:
             raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs models = [backbone rows]")
-        if self.kind in ("score-file", "llm-ranking", "docpairs") and not self.path:
+        if kind.file and not self.path:
             raise BenchError(f"teacher {self.name!r}: a {self.kind} teacher needs path = \"<file>\"")
 
     @classmethod
@@ -90,429 +90,3 @@ for _spec in [
 
 def get_teacher(name: str) -> TeacherSpec:
     return TEACHERS.get(name)
-
-
-@dataclass(frozen=True)
-class TeacherContext:
-    """What a teacher needs besides its row: the training data and the cell's training settings."""
-
-    collection: Collection
-    pool: dict[str, list[str]]  # qid -> docids the student will see (training.student_pairs): the teacher scores them
-    cell: Any  # CellConfig (typed loosely to avoid an import cycle)
-    backbone_of: Callable[[str], Any]  # backbone row lookup (grid-local rows included)
-
-
-def compute_targets(spec: TeacherSpec, ctx: TeacherContext):
-    check_sampler(spec, ctx)
-    return TEACHER_KINDS.get(spec.kind)(spec, ctx)
-
-
-TEACHER_KINDS: Registry[Callable[[TeacherSpec, TeacherContext], Any]] = Registry("teacher kind")
-
-
-@TEACHER_KINDS.register("labels")
-def _labels(spec: TeacherSpec, ctx: TeacherContext):
-    from .training import Targets
-
-    return Targets(ctx.collection.qrels, "labels")
-
-
-@TEACHER_KINDS.register("cross-encoder")
-def _cross_encoder(spec: TeacherSpec, ctx: TeacherContext):
-    return _ensemble([_cached_scores(spec, ctx, ctx.backbone_of(m), _cross_encoder_scores) for m in spec.models])
-
-
-@TEACHER_KINDS.register("bi-encoder")
-def _bi_encoder(spec: TeacherSpec, ctx: TeacherContext):
-    return _ensemble([_cached_scores(spec, ctx, ctx.backbone_of(m), _bi_encoder_scores) for m in spec.models])
-
-
-def _ensemble(per_model: list[dict[str, dict[str, float]]]):
-    """One model: its scores. Several: the mean of per-model z-normalised scores (statistics over the pool)."""
-    import numpy as np
-
-    from .training import Targets
-
-    if len(per_model) == 1:
-        return Targets(per_model[0], "scores")
-    table: dict[str, dict[str, float]] = {}
-    for scores in per_model:
-        flat = np.array([v for row in scores.values() for v in row.values()])
-        mu, sd = float(flat.mean()), float(flat.std()) or 1.0
-        for q, row in scores.items():
-            dst = table.setdefault(q, {})
-            for d, v in row.items():
-                dst[d] = dst.get(d, 0.0) + (v - mu) / sd / len(per_model)
-    return Targets(table, "scores")
-
-
-Scorer = Callable[[TeacherSpec, TeacherContext, Any, list[str], list[str]], Any]
-
-
-def _cached_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, scorer: Scorer) -> dict[str, dict[str, float]]:
-    """Scores of one teacher model on every (query, doc) of the pool. They are cached on disk per model + data hash
-    and only pairs the cache lacks are scored: the cells of a grid that share a seed share their groups, so the
-    first one scores and the rest read. (Two processes adding at once: the last write wins, the other's pairs are
-    scored again later; the file is never half-written.)"""
-    from .results import atomic_write_text
-
-    key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
-                  spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name))
-    path = cache_root() / "teacher-scores" / f"{backbone.name}-{key}.json"
-    scores: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [(q, d) for q, docids in ctx.pool.items() for d in docids if d not in scores.get(q, {})]
-    if missing:
-        values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in missing],
-                        [ctx.collection.docs[d] for _, d in missing])
-        for (q, d), v in zip(missing, values):
-            scores.setdefault(q, {})[d] = round(float(v), 6)
-        atomic_write_text(path, json.dumps(scores))
-    return {q: {d: scores[q][d] for d in docids} for q, docids in ctx.pool.items()}
-
-
-def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
-    from .inference import Reranker
-    from .training import resolve_device
-
-    model, tokenizer = _teacher_model(spec, ctx, backbone)
-    cfg = _finetune_config(spec, ctx, backbone)
-    reranker = Reranker(model, tokenizer, max_length=cfg.max_length, batch_size=ctx.cell.eval.batch_size,
-                        device=resolve_device(cfg.device), dtype=cfg.dtype,
-                        use_token_type_ids=backbone.token_type_ids)
-    return reranker.score(queries, docs)
-
-
-BI_ENCODER_SCALE = 20.0  # cosine x 20 (the usual contrastive temperature) puts scores on a logit-like scale
-
-
-def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
-    """Cosine similarity of sentence-transformers embeddings (each distinct text encoded once), x 20."""
-    from sentence_transformers import SentenceTransformer
-
-    from .backbones import resolve_model_path
-    from .training import resolve_device
-
-    device = str(resolve_device(ctx.cell.train.device))
-    model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
-    texts = sorted(set(queries) | set(docs))
-    emb = model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
-                       show_progress_bar=False)
-    row = {t: i for i, t in enumerate(texts)}
-    q, d = emb[[row[t] for t in queries]], emb[[row[t] for t in docs]]
-    return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
-
-
-def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candidates: dict[str, list[str]]
-                ) -> dict[str, dict[str, float]] | None:
-    """A model teacher's own scores on ``candidates`` (qid -> docids) of ``data`` (an evaluation split): the run it
-    would rerank to, combined over an ensemble's models as their training targets are; None for a teacher that is
-    no model (labels, files). Each model's scores are cached like its training scores (model, fine-tuning, training
-    data) plus the evaluation data and candidates, so a grid scores them once per teacher and dataset."""
-    from .results import atomic_write_text
-
-    scorer = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}.get(spec.kind)
-    if scorer is None:
-        return None
-    per_model = []
-    for name in spec.models:
-        backbone = ctx.backbone_of(name)
-        key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
-                      spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name),
-                      data.meta.get("hash", data.name), candidates)
-        path = cache_root() / "teacher-runs" / f"{backbone.name}-{key}.json"
-        if not path.exists():
-            pairs = [(q, d) for q, docids in candidates.items() for d in docids]
-            values = scorer(spec, ctx, backbone, [data.queries[q] for q, _ in pairs], [data.docs[d] for _, d in pairs])
-            run: dict[str, dict[str, float]] = {}
-            for (q, d), v in zip(pairs, values):
-                run.setdefault(q, {})[d] = float(v)
-            atomic_write_text(path, json.dumps(run))
-        per_model.append(json.loads(path.read_text()))
-    return _ensemble(per_model).table
-
-
-def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
-    """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length
-    (the row's own batch size where it sets one), the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16
-    (teachers are not timed, so speed wins)."""
-    from .config import TrainConfig
-    from .training import fast_cpu_dtype, resolve_device
-
-    base = ctx.cell.train
-    cuda = resolve_device(base.device).type == "cuda"
-    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
-                       negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
-                       batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr,
-                       max_length=base.max_length,
-                       dtype=backbone.dtype if cuda else fast_cpu_dtype(), device=base.device)
-
-
-def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
-    """The teacher cross-encoder, fine-tuned on all training labels once and cached as safetensors."""
-    from safetensors.torch import load_file, save_file
-
-    from .backbones import build_cross_encoder
-    from .objectives import get_objective
-    from .training import Targets, train_model
-
-    model, tokenizer = build_cross_encoder(backbone, seed=0)
-    if spec.finetune_epochs <= 0:
-        return model, tokenizer
-    cfg = _finetune_config(spec, ctx, backbone)
-    key = _digest(backbone.to_dict(), repr(cfg), spec.finetune_objective, ctx.collection.meta.get("hash"))
-    path = cache_root() / "teachers" / f"{backbone.name}-{key}.safetensors"
-    if path.exists():
-        model.load_state_dict(load_file(str(path)))
-        return model.eval(), tokenizer
-    train_model(model, tokenizer, ctx.collection, Targets(ctx.collection.qrels, "labels"),
-                get_objective(spec.finetune_objective), cfg, seed=0,
-                use_token_type_ids=backbone.token_type_ids, backbone_dtype=backbone.dtype,
-                desc=f"teacher {backbone.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
-    return model.eval(), tokenizer
-
-
-def _file(spec: TeacherSpec) -> Path:
-    """The row's file (a path, or a name shipped in ``benchmark/data``), its md5 checked where the row gives one."""
-    path = Path(spec.path or "")
-    if spec.path and not path.is_absolute() and not path.exists():
-        packaged = Path(__file__).resolve().parent / "data" / spec.path
-        path = packaged if packaged.exists() else path
-    if not path.is_file():
-        raise BenchError(f"teacher {spec.name!r}: file {spec.path!r} does not exist")
-    if spec.md5:
-        import hashlib
-
-        digest = hashlib.md5()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != spec.md5.lower():
-            raise BenchError(f"teacher {spec.name!r}: {path} has md5 {digest.hexdigest()}, the row expects {spec.md5} "
-                             "(a truncated or different file)")
-    return path
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) streamed from the file, gunzipped on the fly for ``.gz`` (the released files are 2-4 GB
-    and are never read whole)."""
-    import gzip
-
-    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
-        yield from enumerate(f, 1)
-
-
-def _number(text: str, path: Path, lineno: int) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise BenchError(f"{path}:{lineno}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise BenchError(f"{path}:{lineno}: non-finite score {text!r}")
-    return value
-
-
-def _check_ids(path: Path, lineno: int, ctx: TeacherContext, qid: str, docids: list[str]) -> None:
-    """Query ids are checked always (an in-memory dict); document ids only against a materialised collection: a lazy
-    docstore (MS MARCO's 8.8M passages) would cost one lookup per line of a 40M-line file, and a missing passage
-    still fails, in one line, when the student reads it."""
-    if qid not in ctx.collection.queries:
-        raise BenchError(f"{path}:{lineno}: unknown query id {qid!r} (not in dataset {ctx.collection.name!r})")
-    if isinstance(ctx.collection.docs, dict):
-        for d in docids:
-            if d not in ctx.collection.docs:
-                raise BenchError(f"{path}:{lineno}: unknown document id {d!r} (not in dataset "
-                                 f"{ctx.collection.name!r})")
-
-
-Record = tuple[int, str, tuple[Any, ...]]  # (line number, qid, what the line says about it)
-
-
-def _budgeted(spec: TeacherSpec, ctx: TeacherContext, records: Callable[[], Iterator[Record]]) -> Iterator[Record]:
-    """The file's records of the training queries only. With a label budget (``train.max_queries``) the file is
-    streamed twice: once for the queries it covers (every line checked), then for the records of the budget's queries,
-    drawn from those covered (``training.training_qids``, the same draw training makes) — so a 20k budget keeps
-    20k of the file's queries rather than the few of 20k judged queries it happens to cover."""
-    from .samplers import get_sampler
-    from .training import training_qids
-
-    train = ctx.cell.train
-    if not train.max_queries:
-        yield from records()
-        return
-    covered = dict.fromkeys(q for _, q, _ in records())
-    if not covered:
-        return
-    keep = set(training_qids(ctx.collection, train.max_queries, among=covered,
-                             positive=get_sampler(train.sampler).positive))
-    yield from (r for r in records() if r[1] in keep)
-
-
-def check_sampler(spec: TeacherSpec, ctx: TeacherContext) -> None:
-    """Refuse a teacher that cannot feed the cell's sampler before any work (a fine-tuned teacher takes minutes)."""
-    from .samplers import get_sampler
-
-    sampler = get_sampler(ctx.cell.train.sampler)
-    if sampler.needs_triples and spec.kind not in ("score-file", "docpairs"):
-        raise BenchError(f"teacher {spec.name!r}: sampler {sampler.name!r} needs a teacher that lists (q, d+, d-) "
-                         f"triples (a score-file TSV or a docpairs row), not a {spec.kind} teacher")
-
-
-def _score_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
-    for lineno, line in _lines(path):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) == 5:  # Hofstätter et al. 2020: score_pos score_neg qid pid_pos pid_neg
-            pos, neg, qid, dpos, dneg = parts
-            _check_ids(path, lineno, ctx, qid, [dpos, dneg])
-            yield lineno, qid, (dpos, dneg, _number(pos, path, lineno), _number(neg, path, lineno))
-        elif len(parts) == 6:  # TREC run: qid Q0 docid rank score tag
-            qid, _, did, _, score, _ = parts
-            _check_ids(path, lineno, ctx, qid, [did])
-            yield lineno, qid, (did, _number(score, path, lineno))
-        else:
-            raise BenchError(f"{path}:{lineno}: expected 5 columns (score_pos score_neg qid pid_pos pid_neg) or a "
-                             f"6-column TREC run line, got {len(parts)}")
-
-
-@TEACHER_KINDS.register("score-file")
-def _score_file(spec: TeacherSpec, ctx: TeacherContext):
-    """Scores as the file gives them. The Hofstätter TSV (``bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv``,
-    Zenodo 4068216; layout per ``sebastian-hofstaetter/neural-ranking-kd: README.md``, tab-separated
-    ``pos_score neg_score query_id pos_passage_id neg_passage_id``) also yields its triples in file order, for the
-    ``triples`` sampler; a pair listed in several triples keeps its last score. Lists (``pool``) are best first."""
-    from .training import Targets
-
-    path = _file(spec)
-    table: dict[str, dict[str, float]] = {}
-    triples: list[tuple[str, str, str]] = []
-    for _, qid, rec in _budgeted(spec, ctx, lambda: _score_records(spec, ctx, path)):
-        row = table.setdefault(qid, {})
-        if len(rec) == 4:
-            dpos, dneg, row[rec[0]], row[rec[1]] = rec[0], rec[1], rec[2], rec[3]
-            triples.append((qid, dpos, dneg))
-        else:
-            row[rec[0]] = rec[1]
-    if not table:
-        raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
-    pool = {q: sorted(r, key=lambda d: (-r[d], d)) for q, r in table.items()}
-    return Targets(table, "scores", pool=pool, triples=triples or None)
-
-
-def _ranking_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
-    jsonl = ".jsonl" in path.suffixes
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        if jsonl:
-            try:
-                row = json.loads(line)
-                qid, ranking = str(row["qid"]), [str(d) for d in row["ranking"]]
-            except (ValueError, KeyError, TypeError):
-                raise BenchError(f"{path}:{lineno}: expected {{\"qid\": ..., \"ranking\": [docids]}}") from None
-            _check_ids(path, lineno, ctx, qid, ranking)
-            yield lineno, qid, tuple(ranking)
-            continue
-        parts = line.split()
-        if len(parts) != 6:
-            raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)")
-        _check_ids(path, lineno, ctx, parts[0], [parts[2]])
-        yield lineno, parts[0], (parts[2], _number(parts[3], path, lineno), _number(parts[4], path, lineno))
-
-
-def _by_score(qid: str, rows: list[tuple[int, str, float, float]], path: Path) -> list[str]:
-    """A TREC run's documents best first: by descending score, as every source tool orders a run (xpmir
-    ``ListwiseDistillationSamplesTSV`` keeps column 5, the score; lightning-ir ranks ir_datasets scoreddocs by score),
-    the rank column breaking ties only. Ranks that contradict the scores (a better rank on a lower score) make the
-    file ambiguous, since lightning-ir's run-file reader sorts by rank instead: that is an error naming the line."""
-    ordered = sorted(rows, key=lambda r: (-r[3], r[2], r[1]))
-    for (_, _, rank, _), (lineno, doc, next_rank, _) in zip(ordered, ordered[1:]):
-        if next_rank < rank:
-            raise BenchError(f"{path}:{lineno}: query {qid!r} document {doc!r} has rank {next_rank:g} but a lower "
-                             f"score than the document ranked {rank:g} (ranks and scores disagree)")
-    return [doc for _, doc, _, _ in ordered]
-
-
-@TEACHER_KINDS.register("llm-ranking")
-def _llm_ranking(spec: TeacherSpec, ctx: TeacherContext):
-    """Ranked lists: JSONL ``{"qid", "ranking"}`` best first, or a TREC run such as the Rank-DistiLLM release
-    (``__rankzephyr-colbert-10000-sampled-100__msmarco-passage-train-judged.run``, Zenodo 12528410, registered with
-    its md5 in ``webis-de/lightning-ir: lightning_ir/data/external_datasets/rank_distillm.py@b1a10720``). Targets
-    are ranks, 1 = best."""
-    from .training import Targets
-
-    path = _file(spec)
-    ranked: dict[str, list[str]] = {}
-    run_rows: dict[str, list[tuple[int, str, float, float]]] = {}
-    for lineno, qid, rec in _budgeted(spec, ctx, lambda: _ranking_records(spec, ctx, path)):
-        if ".jsonl" in path.suffixes:
-            ranked[qid] = list(rec)
-        else:
-            run_rows.setdefault(qid, []).append((lineno, *rec))
-    ranked.update({q: _by_score(q, rows, path) for q, rows in run_rows.items()})
-    if not ranked:
-        raise BenchError(f"teacher {spec.name!r}: {path} holds no rankings")
-    table = {q: {d: float(i + 1) for i, d in enumerate(docs)} for q, docs in ranked.items()}
-    return Targets(table, "ranks", pool=ranked)
-
-
-IRDS_PREFIX = "irds:"
-
-
-def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]:
-    """(q, d+, d-) through ir_datasets' own ``TsvDocPairs`` reader: an ir_datasets id (``irds:<id>``, e.g.
-    ``irds:msmarco-passage/train/triples-small``) or a local file in that layout (``qid pid+ pid-``, tab-separated,
-    as ``qidpidtriples.train.full.2.tsv``), gzip included."""
-    from ir_datasets.formats import TsvDocPairs
-    from ir_datasets.util import GzipExtract, LocalDownload
-
-    path = spec.path or ""
-    if path.startswith(IRDS_PREFIX):
-        from .datasets import DatasetSpec, _irds_call
-
-        import ir_datasets
-
-        irds_id = path[len(IRDS_PREFIX):]
-        where = DatasetSpec(name=f"teacher {spec.name}", source="ir_datasets", id=irds_id)
-        try:
-            dataset = ir_datasets.load(irds_id)
-        except KeyError:
-            raise BenchError(f"teacher {spec.name!r}: {irds_id!r} is not an ir_datasets id") from None
-        # asking for the path downloads (or builds) the file here, so an offline failure is one line
-        _irds_call(where, "docpairs", lambda: dataset.docpairs_handler().docpairs_path())
-        pairs = iter(dataset.docpairs_iter())
-        shown = Path(irds_id)
-    else:
-        shown = _file(spec)
-        dlc = LocalDownload(shown)
-        pairs = iter(TsvDocPairs(GzipExtract(dlc) if shown.suffix == ".gz" else dlc).docpairs_iter())
-    for lineno, pair in enumerate(pairs, 1):
-        qid, dpos, dneg = pair.query_id, pair.doc_id_a, pair.doc_id_b
-        _check_ids(shown, lineno, ctx, qid, [dpos, dneg])
-        if ctx.collection.qrels.get(qid, {}).get(dpos, 0) <= 0:
-            raise BenchError(f"{shown}:{lineno}: d+ {dpos!r} is not judged relevant for query {qid!r} in dataset "
-                             f"{ctx.collection.name!r}")
-        yield lineno, qid, (dpos, dneg)
-
-
-@TEACHER_KINDS.register("docpairs")
-def _docpairs(spec: TeacherSpec, ctx: TeacherContext):
-    """Training triples without teacher scores (BCE and Hinge in the seed paper, ``xpmir/cross-encoders:
-    src/training_utils.py`` ``msmarco_v1_docpairs_efficient_sampler``): targets are the qrels grades, so d+ (judged
-    relevant, checked per line) is the positive and an unjudged d- scores 0."""
-    from .training import Targets
-
-    triples: list[tuple[str, str, str]] = []
-    pool: dict[str, dict[str, None]] = {}
-    for _, qid, (dpos, dneg) in _budgeted(spec, ctx, lambda: _docpair_records(spec, ctx)):
-        triples.append((qid, dpos, dneg))
-        pool.setdefault(qid, {}).update(dict.fromkeys((dpos, dneg)))
-    if not triples:
-        raise BenchError(f"teacher {spec.name!r}: {spec.path} lists no triples")
-    return Targets(ctx.collection.qrels, "labels", pool={q: list(d) for q, d in pool.items()}, triples=triples)

@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .errors import BenchError
 from .fastpath import first_logits
 from .inference import autocast_context, encode_pairs, length_batches
-from .objectives import Objective, check_finite
+from .losses import Objective, check_finite
 from .samplers import Candidates, Groups, Triple, get_sampler, sample
 
 TargetTable = Mapping[str, Mapping[str, float]]  # qid -> docid -> target value (unlisted docs: 0)

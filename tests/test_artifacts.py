@@ -13,12 +13,13 @@ import torch
 
 from benchmark import grid
 from benchmark.artifacts import save_student, should_save_model
-from benchmark.backbones import build_cross_encoder, get_backbone
+from benchmark.backbones import get_backbone
 from benchmark.config import parse_experiment
 from benchmark.errors import BenchError
 from benchmark.grid import load
 from benchmark.inference import Reranker
 from benchmark.inputs import read_toml
+from benchmark.models import build_cross_encoder
 from benchmark.report import render_report
 
 GRID = """

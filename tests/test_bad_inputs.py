@@ -180,7 +180,8 @@ def test_bad_data_file_one_line_naming_file_and_line(tmp_path, capsys, monkeypat
 
 def test_good_layouts_load_and_a_bom_is_not_part_of_the_first_id(tmp_path):
     """A UTF-8 byte-order mark at the start of each file kind is dropped: the first query/document/judgement stays."""
-    from benchmark.datasets import DatasetSpec, load_collection
+    from benchmark.dataset_rows import DatasetSpec
+    from benchmark.datasets import load_collection
 
     bom = "\ufeff"
     trec = write_layout(tmp_path / "trec", "trec-dir", {n: bom + c for n, c in TREC.items() if n != "run.bm25.txt"})

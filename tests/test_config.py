@@ -1,5 +1,7 @@
 """Grid expansion from TOML, config hashing and one-line errors for bad grids."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,14 @@ def _grid(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "grid.toml"
     path.write_text(text)
     return path
+
+
+def test_config_and_rows_load_without_torch():
+    """Grids are parsed, validated and dry-run on a machine's login node: the rows and config never import torch."""
+    modules = "benchmark.config, benchmark.backbones, benchmark.objectives, benchmark.teachers, benchmark.dataset_rows"
+    check = f"import sys, {modules}; assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_smoke_grid_expands_to_every_cell():

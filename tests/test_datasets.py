@@ -9,10 +9,12 @@ import textwrap
 import ir_measures
 import pytest
 
-from benchmark.datasets import DATASETS, DatasetSpec, fold_passages, get_dataset, load_collection
+from benchmark.dataset_rows import DATASETS, DatasetSpec, get_dataset
+from benchmark.datasets import fold_passages, load_collection
 from benchmark.embedded import generate
 from benchmark.errors import BenchError
 from benchmark.firststage import read_trec_run
+
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
@@ -92,6 +94,15 @@ def test_bad_run_files_name_file_and_line(tmp_path, content, culprit):
         read_trec_run(path)
 
 
+def test_every_dataset_source_has_one_loader():
+    from benchmark.dataset_rows import SOURCES
+    from benchmark.datasets import LOADERS
+
+    assert sorted(LOADERS.names()) == sorted(SOURCES.names())
+    with pytest.raises(BenchError, match="^dataset loader 'ftp': no such dataset source row$"):
+        LOADERS.add("ftp", lambda spec: None)
+
+
 def test_missing_qrels_and_unknown_names(tmp_path):
     d = _beir_dir(tmp_path)
     (d / "qrels" / "test.tsv").unlink()
@@ -157,8 +168,10 @@ def test_vaswani_end_to_end_real_text(vaswani_home):
     proc = _run_isolated("""
         import random
         import ir_datasets
-        from benchmark.datasets import get_dataset, load_collection
-        from benchmark.backbones import build_cross_encoder, get_backbone
+        from benchmark.dataset_rows import get_dataset
+        from benchmark.datasets import load_collection
+        from benchmark.backbones import get_backbone
+        from benchmark.models import build_cross_encoder
         from benchmark.evaluation import evaluate
         from benchmark.inference import Reranker
         ds = ir_datasets.load("vaswani")

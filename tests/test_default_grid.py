@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.objectives import get_objective
+from benchmark.losses import get_objective
 from benchmark.results import load_records
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ from ir_datasets.datasets.msmarco_passage import ExtractQidPid
 from ir_datasets.formats import TrecQrels, TrecScoredDocs, TsvDocs, TsvQueries
 from ir_datasets.util import LocalDownload
 
-from benchmark.datasets import DATASETS, DatasetSpec, load_collection
+from benchmark.dataset_rows import DATASETS, DatasetSpec
+from benchmark.datasets import load_collection
 from benchmark.errors import BenchError
 from benchmark.evaluation import dataset_measures, evaluate
 from benchmark.firststage import build_bm25_index, bm25_index_run, bm25_run, cut, ranking

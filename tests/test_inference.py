@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import inference
-from benchmark.backbones import build_cross_encoder, get_backbone
+from benchmark import inference, precisions
+from benchmark.backbones import get_backbone
 from benchmark.collection import Collection
 from benchmark.fastpath import first_logits
 from benchmark.inference import Reranker, autocast_context, encode_pairs
+from benchmark.models import build_cross_encoder
 
 QUERIES = ["what is the price of a car", "physician training", "river"]
 DOCS = ["An automobile costs money. " * k for k in (1, 9, 3)] + ["Doctors learn. " * 40, "x", "A stream flows."]
@@ -222,7 +223,7 @@ def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_p
     from benchmark import training
     from benchmark.config import load_experiment
     from benchmark.grid import load
-    from benchmark.objectives import get_objective
+    from benchmark.losses import get_objective
     from tests_support import TINY_GRID
 
     path = tmp_path / "tiny.toml"
@@ -303,8 +304,8 @@ def test_unknown_precision_and_missing_onnxruntime_are_one_line_errors(monkeypat
         EvalConfig(precision=("fp32", "int4"))
     with pytest.raises(BenchError, match="distinct"):
         EvalConfig(precision=("int8", "int8"))
-    real = inference.importlib.util.find_spec
-    monkeypatch.setattr(inference.importlib.util, "find_spec", lambda m: None if m == "onnxruntime" else real(m))
+    real = precisions.importlib.util.find_spec
+    monkeypatch.setattr(precisions.importlib.util, "find_spec", lambda m: None if m == "onnxruntime" else real(m))
     with pytest.raises(BenchError, match=r"^precision 'onnx-int8' needs onnxruntime \(pip install onnxruntime"):
         EvalConfig(precision=("onnx-int8",))
     assert EvalConfig(precision=("fp32", "int8")).precision == ("fp32", "int8")  # torch rows need no onnxruntime

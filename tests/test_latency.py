@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from benchmark import latency
-from benchmark.backbones import build_cross_encoder, get_backbone
+from benchmark.backbones import get_backbone
 from benchmark.hardware import git_sha, hardware_info, library_versions
 from benchmark.inference import Reranker
 from benchmark.latency import CpuTimer, CudaTimer, flops_per_pair, matmul_flops, measure_latency, summarize
+from benchmark.models import build_cross_encoder
 
 LISTS = [("price of a car", ["An automobile costs money. " * k for k in (1, 4, 2)]),
          ("river", ["A stream flows.", "Water runs downhill to the sea."])]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from benchmark.errors import BenchError, CellFailure
-from benchmark.objectives import OBJECTIVES, check_finite, get_objective
+from benchmark.losses import LOSSES, check_finite, get_objective
+from benchmark.objectives import OBJECTIVES
 
 S = torch.tensor([[2.0, 0.0, 1.0]])
 T = torch.tensor([[3.0, 0.0, 1.0]])  # scores-type targets (teacher logits / grades)
@@ -141,10 +142,17 @@ def test_registry_and_docstrings():
     assert set(OBJECTIVES.names()) >= {"bce", "mse", "margin-mse", "ranknet", "hinge", "infonce", "listnet",
                                        "adr-mse", "lambdaloss"}
     assert (get_objective("hinge").family, get_objective("hinge").target) == ("pairwise", "score")
-    for name, obj in OBJECTIVES.items():
+    for obj in map(get_objective, OBJECTIVES):
         assert obj.fn.__doc__ and obj.paper and obj.family in ("pointwise", "pairwise", "listwise")
     with pytest.raises(BenchError, match="unknown objective 'hinge-squared'"):
         get_objective("hinge-squared")
+
+
+def test_every_objective_row_has_one_loss_and_a_loss_needs_a_row():
+    assert sorted(LOSSES.names()) == sorted(OBJECTIVES.names())
+    with pytest.raises(BenchError, match="^loss 'hinge-squared': no such objective row$"):
+        LOSSES.add("hinge-squared", lambda scores, targets, mask: scores.sum())
+    assert "hinge-squared" not in LOSSES
 
 
 def test_check_finite_names_the_place():

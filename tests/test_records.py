@@ -14,7 +14,8 @@ import torch
 from benchmark import grid
 from benchmark.cli import main
 from benchmark.config import load_experiment
-from benchmark.datasets import DatasetSpec, load_collection
+from benchmark.dataset_rows import DatasetSpec
+from benchmark.datasets import load_collection
 from benchmark.results import FAILED_RERUN, record_path, scan_results, write_record
 from test_bad_inputs import FINISHED, TREC, data_grid, listing, write_layout
 

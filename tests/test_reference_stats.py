@@ -175,14 +175,13 @@ def test_records_without_reference_fields_render(tmp_path):
 
 def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     """A model teacher's run on the eval candidates: scored once (then cached), evaluated like the student's."""
+    import benchmark.teaching as teachers
     from benchmark.config import load_experiment
     from benchmark.evaluation import evaluate
     from benchmark.firststage import cut
     from benchmark.grid import load, reference_metrics
-    from benchmark.teachers import TeacherContext
+    from benchmark.teaching import TeacherContext
     from tests_support import TINY_GRID
-
-    import benchmark.teachers as teachers
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     (tmp_path / "tiny.toml").write_text(TINY_GRID)

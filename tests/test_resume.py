@@ -93,9 +93,9 @@ def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, monk
     import torch
 
     import benchmark.training as training
-    from benchmark.backbones import build_cross_encoder
     from benchmark.grid import load
-    from benchmark.objectives import get_objective
+    from benchmark.losses import get_objective
+    from benchmark.models import build_cross_encoder
 
     cell = load_experiment(_grid(tmp_path, "ckpt")).cells[0]
     cfg = dataclasses.replace(cell.train, epochs=2, checkpoint_every=1)  # 24 queries / 8 = 3 steps an epoch
@@ -134,9 +134,9 @@ def test_resumed_training_keeps_the_best_step_so_far(tmp_path, monkeypatch):
     import torch
 
     import benchmark.training as training
-    from benchmark.backbones import build_cross_encoder
     from benchmark.grid import load
-    from benchmark.objectives import get_objective
+    from benchmark.losses import get_objective
+    from benchmark.models import build_cross_encoder
 
     cell = load_experiment(_grid(tmp_path, "best")).cells[0]
     cfg = dataclasses.replace(cell.train, max_steps=8, checkpoint_every=1, validate_every=2,

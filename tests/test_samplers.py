@@ -9,7 +9,8 @@ from benchmark.collection import Collection
 from benchmark.config import TrainConfig
 from benchmark.errors import BenchError
 from benchmark.samplers import SAMPLERS
-from benchmark.teachers import TeacherContext, TeacherSpec, compute_targets
+from benchmark.teachers import TeacherSpec
+from benchmark.teaching import TeacherContext, compute_targets
 from benchmark.training import epoch_groups, epoch_size, student_pairs, training_queries
 
 DOCS = {f"d{i}": f"passage {i}" for i in range(1, 7)}

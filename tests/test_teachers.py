@@ -10,8 +10,9 @@ import torch
 from benchmark.collection import Collection
 from benchmark.config import TrainConfig
 from benchmark.errors import BenchError
-from benchmark.objectives import get_objective
-from benchmark.teachers import TeacherContext, TeacherSpec, compute_targets, get_teacher
+from benchmark.losses import get_objective
+from benchmark.teachers import TeacherSpec, get_teacher
+from benchmark.teaching import TeacherContext, compute_targets
 from benchmark.training import Targets, as_objective_targets
 
 COLL = Collection("toy", {"q1": "a", "q2": "b"}, {"d1": "x", "d2": "y", "d3": "z"},
@@ -172,6 +173,15 @@ def test_bad_teacher_files_name_file_and_line(tmp_path, kind, name, text, culpri
         _targets(tmp_path, kind, name, text)
 
 
+def test_every_teacher_kind_has_one_target_function():
+    from benchmark.teachers import TEACHER_KINDS
+    from benchmark.teaching import TARGETS
+
+    assert TARGETS.names() == TEACHER_KINDS.names()
+    with pytest.raises(BenchError, match="^teacher function 'oracle': no such teacher kind row$"):
+        TARGETS.add("oracle", lambda spec, ctx: None)
+
+
 def test_teacher_rows_validate():
     with pytest.raises(BenchError, match="needs models"):
         TeacherSpec("x", "cross-encoder")
@@ -196,7 +206,8 @@ def test_targets_are_mapped_to_what_each_objective_expects():
 
 
 def test_shipped_llm_ranking_example_covers_the_embedded_training_queries():
-    from benchmark.datasets import get_dataset, load_collection
+    from benchmark.dataset_rows import get_dataset
+    from benchmark.datasets import load_collection
 
     train = load_collection(get_dataset("embedded-train"))
     ctx = TeacherContext(train, {}, SimpleNamespace(train=TrainConfig()), lambda n: None)
@@ -218,8 +229,8 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
     """A teacher scores only ``student_pairs``: they must be exactly what train_model asks targets for."""
     import dataclasses
 
-    from benchmark.backbones import build_cross_encoder
     from benchmark.grid import load
+    from benchmark.models import build_cross_encoder
     from benchmark.training import negative_pool, student_pairs, train_model, training_qids
 
     cell = _tiny_cell(tmp_path)
@@ -245,7 +256,7 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
 def test_teacher_scores_only_the_pairs_its_cache_lacks(tmp_path, monkeypatch):
     from benchmark.backbones import get_backbone
     from benchmark.grid import load
-    from benchmark.teachers import _cached_scores
+    from benchmark.teaching import _cached_scores
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     cell = _tiny_cell(tmp_path)

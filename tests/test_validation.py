@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import benchmark.training as training
-from benchmark.backbones import build_cross_encoder
 from benchmark.config import TrainConfig, load_experiment
 from benchmark.errors import BenchError
 from benchmark.grid import load, run_cell, validator
-from benchmark.objectives import get_objective
+from benchmark.losses import get_objective
+from benchmark.models import build_cross_encoder
 from tests_support import TINY_GRID
 
 VALIDATED_GRID = TINY_GRID.replace('teacher = ["labels", "tiny-ce"]', 'teacher = ["labels"]').replace(

@@ -7,9 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..datasets import DATASETS
-
-STANDARD_AXES = ("backbone", "objective", "teacher")
+from ..dataset_rows import DATASETS
 
 
 @dataclass(frozen=True)

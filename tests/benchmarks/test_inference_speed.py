@@ -51,7 +51,8 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lists(rdb_cache, timing) -> list[tuple[str, list[str]]]:
     """(query, its first-stage top-DEPTH passages): 3 lists when timing, 1 for the quick untimed run."""
-    from benchmark.datasets import get_dataset, load_collection
+    from benchmark.dataset_rows import get_dataset
+    from benchmark.datasets import load_collection
 
     coll = load_collection(get_dataset("embedded-test"))
     qids = [q for q in coll.queries if len(coll.ranked(q, DEPTH)) == DEPTH][:3 if timing else 1]

@@ -19,11 +19,14 @@ import time
 
 import numpy as np
 
-from benchmark.backbones import build_cross_encoder, get_backbone
-from benchmark.datasets import get_dataset, load_collection
+from benchmark.backbones import get_backbone
+from benchmark.dataset_rows import get_dataset
+from benchmark.datasets import load_collection
 from benchmark.evaluation import evaluate
 from benchmark.firststage import cut
-from benchmark.inference import PRECISIONS, precision_reranker, unsupported
+from benchmark.inference import precision_reranker, unsupported
+from benchmark.models import build_cross_encoder
+from benchmark.precisions import PRECISIONS
 
 DEPTH, MAX_LENGTH, BATCH_SIZE, LATENCY_LISTS = 100, 128, 32, 5
 

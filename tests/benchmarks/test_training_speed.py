@@ -54,8 +54,9 @@ def setting(cfg) -> str:
 @pytest.fixture(scope="module")
 def cell(rdb_cache):
     from benchmark.backbones import get_backbone
-    from benchmark.datasets import get_dataset, load_collection
-    from benchmark.objectives import get_objective
+    from benchmark.dataset_rows import get_dataset
+    from benchmark.datasets import load_collection
+    from benchmark.losses import get_objective
     from benchmark.training import Targets
 
     coll = load_collection(get_dataset(DATASET))
@@ -65,7 +66,7 @@ def cell(rdb_cache):
 @pytest.fixture(scope="module")
 def initial(cell) -> dict[str, torch.Tensor]:
     """The weights every round starts from (the builder is seeded, so each fresh model has exactly these)."""
-    from benchmark.backbones import build_cross_encoder
+    from benchmark.models import build_cross_encoder
 
     model, _ = build_cross_encoder(cell[0], seed=SEED)
     return {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -137,7 +138,7 @@ def expected_pairs(cell, cfg) -> int:
 
 
 def test_setup_is_comparable(cell, cfg):
-    from benchmark.backbones import load_tokenizer
+    from benchmark.models import load_tokenizer
 
     spec, coll, _, _ = cell
     qids, _ = grid_data(cell, cfg)
@@ -153,7 +154,7 @@ def test_setup_is_comparable(cell, cfg):
 
 
 def _run(benchmark, speed_table, tool, train, cell, cfg, initial, setting):
-    from benchmark.backbones import build_cross_encoder
+    from benchmark.models import build_cross_encoder
 
     models = []
 
