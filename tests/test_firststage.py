@@ -132,7 +132,7 @@ def test_in_memory_and_streamed_indexes_agree_on_documents_without_a_word(tmp_pa
     assert bm25_index_run(tmp_path, queries, k=6) == expected
     # BM25 as Lucene (no (k1 + 1) factor) by hand: N = 6, mean length 7/6; "solar" in a (length 3), e (length 2).
     idf = math.log(1 + (6 - 2 + 0.5) / (2 + 0.5))
-    tf = lambda length: 1 / (1 + 1.5 * (1 - 0.75 + 0.75 * length / (7 / 6)))  # noqa: E731
+    tf = lambda length: 1 / (1 + 1.5 * (1 - 0.75 + 0.75 * length / (7 / 6)))
     assert expected["1"] == pytest.approx({"e": idf * tf(2), "a": idf * tf(3)})
     assert expected["3"] == {}
 

@@ -47,13 +47,13 @@ RERANK_QUERIES, RERANK_DEPTH = 5, 20
 VOCAB = 300_000
 ZIPF = 1.2  # rank-frequency exponent of the words drawn
 TARGETS = {"MS MARCO passage (8.8M)": 8_841_823, "BEIR largest (5.4M)": 5_416_593}
-FLOOR = 1e-3  # seconds or bytes below this count as this much in the fits
+FLOORS = {"s": 1e-3, "B": 2**20}  # in the fits, less than 1 ms or 1 MiB counts as that much
 STAGES = ("load", "index", "search", "docs", "rerank")
 
 
 def _vocabulary(rng: np.random.Generator) -> list[str]:
     """Word of rank r: its base-26 code (short for frequent ranks) padded to a length drawn around 2.4 + 0.6 ln r
-    characters (2 to 18), so token lengths by frequency look like English text (mean ~4.6 characters per running word)."""
+    characters (2 to 18), so word lengths by frequency look like English text (running words: ~4.6 characters)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
     lengths = np.clip(np.rint(rng.normal(2.4 + 0.6 * np.log(np.arange(VOCAB) + 2), 1.2)), 2, 18).astype(int).tolist()
     words = []
@@ -160,19 +160,19 @@ def _measure(directory: Path) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _fit(sizes: list[int], values: list[float]) -> tuple[float, float]:
-    """(slope, intercept) of log(value) over log(size), least squares; values floored at :data:`FLOOR` (a stage
+def _fit(sizes: list[int], values: list[float], unit: str) -> tuple[float, float]:
+    """(slope, intercept) of log(value) over log(size), least squares; values floored at :data:`FLOORS` (a stage
     that does not grow reads as exponent ~0, not as the log of a zero)."""
-    slope, intercept = np.polyfit(np.log(sizes), np.log(np.maximum(values, FLOOR)), 1)
+    slope, intercept = np.polyfit(np.log(sizes), np.log(np.maximum(values, FLOORS[unit])), 1)
     return float(slope), float(intercept)
 
 
-def _slope(sizes: list[int], values: list[float]) -> float:
-    return _fit(sizes, values)[0]
+def _slope(sizes: list[int], values: list[float], unit: str) -> float:
+    return _fit(sizes, values, unit)[0]
 
 
-def _extrapolate(sizes: list[int], values: list[float], target: int) -> float:
-    slope, intercept = _fit(sizes, values)
+def _extrapolate(sizes: list[int], values: list[float], target: int, unit: str) -> float:
+    slope, intercept = _fit(sizes, values, unit)
     return math.exp(intercept) * target ** slope
 
 
@@ -208,13 +208,13 @@ def test_time_and_memory_growth_with_the_corpus(sizes, tmp_path_factory, capsys)
     for stage in STAGES:
         seconds = [results[n]["stages"][stage]["seconds"] for n in sizes]
         growth = [results[n]["stages"][stage]["peak"] - results[n]["stages"][stage]["rss_before"] for n in sizes]
-        cells = "".join(f"{_extrapolate(sizes, seconds, t):>20.0f} s {_extrapolate(sizes, growth, t) / 2**30:>8.1f} GB"
-                        for t in TARGETS.values())
-        lines.append(f"{stage:<8}{_slope(sizes, seconds):>9.2f}{_slope(sizes, growth):>9.2f}{cells}")
+        cells = "".join(f"{_extrapolate(sizes, seconds, t, 's'):>20.0f} s "
+                        f"{_extrapolate(sizes, growth, t, 'B') / 2**30:>8.1f} GB" for t in TARGETS.values())
+        lines.append(f"{stage:<8}{_slope(sizes, seconds, 's'):>9.2f}{_slope(sizes, growth, 'B'):>9.2f}{cells}")
     base = max(results[n]["stages"]["load"]["rss_before"] for n in sizes)
     for target, passages in TARGETS.items():
         growth = max(_extrapolate(sizes, [results[n]["stages"][st]["peak"] - results[n]["stages"][st]["rss_before"]
-                                          for n in sizes], passages) for st in STAGES)
+                                          for n in sizes], passages, "B") for st in STAGES)
         lines.append(f"{target}: peak RSS ~ {base / 2**30:.1f} GB before loading + {growth / 2**30:.1f} GB of the "
                      f"largest stage = {(base + growth) / 2**30:.1f} GB")
     with capsys.disabled():
