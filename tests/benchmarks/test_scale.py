@@ -91,10 +91,12 @@ def write_corpus(directory: Path, n: int) -> None:
 
 
 class _Peak:
-    """Peak resident set size of this process while a stage runs, sampled every 5 ms from /proc/self/statm."""
+    """Peak resident set size of this process while a stage runs, sampled every 5 ms from /proc/self/statm (under a
+    lock, so a sample taken during one stage never lands in the next one's peak)."""
 
     def __init__(self) -> None:
         self._page = os.sysconf("SC_PAGE_SIZE")
+        self._lock = threading.Lock()
         self.peak = self.rss()
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
@@ -105,14 +107,17 @@ class _Peak:
 
     def _sample(self) -> None:
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self.rss())
+            with self._lock:
+                self.peak = max(self.peak, self.rss())
 
     def stage(self, name: str, fn, out: dict):
-        before = self.peak = self.rss()
+        with self._lock:
+            before = self.peak = self.rss()
         start = time.perf_counter()
         value = fn()
         seconds = time.perf_counter() - start
-        out[name] = {"seconds": seconds, "rss_before": before, "peak": max(self.peak, self.rss())}
+        with self._lock:
+            out[name] = {"seconds": seconds, "rss_before": before, "peak": max(self.peak, self.rss())}
         return value
 
 
