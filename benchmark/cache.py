@@ -26,3 +26,35 @@ def cache_file(kind: str, name: str, key: str, suffix: str) -> Path:
     slug, and the result checked to stay under the cache root."""
     root = cache_root()
     return within(root, root / kind / f"{safe_name(name) or 'row'}-{key}{suffix}")
+
+
+class RunStore:
+    """First-stage candidates of single queries, kept in a JSON-lines file (``{"qid": ..., "run": {...}}``).
+
+    Each query is appended as one line in one ``write`` call, so processes sharing the cache (Ray workers) add
+    queries side by side; a line that does not parse (a write cut short) is skipped, and that query is searched
+    again. Two lines for one query hold the same deterministic run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, dict[str, float]]:
+        run: dict[str, dict[str, float]] = {}
+        if not self.path.is_file():
+            return run
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+                run[str(row["qid"])] = {str(d): float(s) for d, s in row["run"].items()}
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return run
+
+    def add(self, run: dict[str, dict[str, float]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            for qid, cands in run.items():
+                os.write(fd, (json.dumps({"qid": qid, "run": cands}) + "\n").encode())
+        finally:
+            os.close(fd)

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from . import inputs
-from .cache import cache_file, cache_root
+from .cache import RunStore, cache_file
 from .cache import digest as _digest
-from .collection import Collection, Qrels, Run
+from .collection import ENTRY_BYTES, Collection, Qrels, Run
 from .dataset_rows import SOURCES, DatasetSpec
 from .errors import BenchError
-from .firststage import bm25_index_run, bm25_run, build_bm25_index, cut, read_trec_run
+from .firststage import INDEX_VERSION, BM25Index, BM25Run, build_bm25_index, cut, read_trec_run
 from .registry import Registry
 
 
@@ -65,6 +65,8 @@ class _JsonlDocs(Mapping[str, str]):
                 yield lineno, str(row[id_key]), " ".join(t for t in (row.get("title"), row.get("text")) if t)
 
         self._docs = inputs.unique(rows(), path, "doc id")
+        # What the texts hold in memory, for the collection cache's bound (benchmark.collection.estimate_bytes).
+        self.nbytes = sum(ENTRY_BYTES + len(d) + len(t) for d, t in self._docs.items())
 
     def __getitem__(self, key: str) -> str:
         return self._docs[key]
@@ -119,9 +121,12 @@ def _capped(spec: DatasetSpec, queries: dict[str, str]) -> dict[str, str]:
 
 
 def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, docs: Mapping[str, str] | None = None,
-                 directory: Path | None = None, irds: Any = None) -> Run:
-    """The row's first-stage run for ``queries``, cut to ``top_k``: the one place every first stage goes through."""
+                 directory: Path | None = None, irds: Any = None) -> Mapping[str, dict[str, float]]:
+    """The row's first-stage run for ``queries``, cut to ``top_k``: the one place every first stage goes through.
+    BM25 is searched per query when the query's candidates are first read (:class:`benchmark.firststage.BM25Run`)."""
     where = f"dataset {spec.name!r}"
+    if spec.first_stage == "bm25":
+        return _bm25(spec, queries, data_hash, docs, irds)
     if spec.first_stage.startswith("run:"):
         run = read_trec_run(spec.first_stage[4:])
     elif spec.first_stage == "file":
@@ -129,7 +134,7 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
         if not files:
             raise BenchError(f"{where}: first_stage = 'file' but no run*.txt in {directory}")
         run = read_trec_run(files[0])
-    elif spec.first_stage == "scoreddocs":
+    else:
         if irds is None:
             raise BenchError(f"{where}: first_stage 'scoreddocs' needs an ir_datasets source")
         if not irds.has_scoreddocs():
@@ -138,8 +143,6 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
         for sd in _irds_call(spec, "scoreddocs", lambda: list(irds.scoreddocs_iter())):
             if sd.query_id in queries:
                 run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
-    else:
-        run = _bm25(spec, queries, data_hash, docs, irds)
     run = cut({q: r for q, r in run.items() if q in queries}, spec.top_k, where)
     if not any(run.values()):
         raise BenchError(f"{where}: the first-stage run has no candidates for its queries")
@@ -147,26 +150,25 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
 
 
 def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapping[str, str] | None,
-          irds: Any) -> Run:
-    """bm25s top-k, cached per row; an ir_datasets corpus is indexed once (on disk) for all rows sharing it."""
-    from .results import atomic_write_text
-
-    cache = cache_file("runs", f"bm25-{spec.name}", _digest(data_hash, spec.top_k, sorted(queries)), ".json")
-    if cache.exists():
-        return json.loads(cache.read_text())
+          irds: Any) -> BM25Run:
+    """bm25s top-k of the queries read, each kept per row once searched; an ir_datasets corpus is indexed once (on
+    disk) for all rows sharing it, when a first query is searched."""
+    store = RunStore(cache_file("runs", f"bm25-{spec.name}", _digest(data_hash, spec.top_k, INDEX_VERSION),
+                                ".jsonl"))
     if irds is None:
-        run = bm25_run(docs or {}, queries, k=spec.top_k)
-    else:
-        import ir_datasets
+        return BM25Run(queries, lambda: BM25Index.from_docs(docs or {}), spec.top_k, store)
+    import ir_datasets
 
-        corpus = ir_datasets.docs_parent_id(spec.id)
-        index = cache_file("bm25-index", corpus, _digest(corpus), "")
+    corpus = ir_datasets.docs_parent_id(spec.id)
+    index = cache_file("bm25-index", corpus, _digest(corpus, INDEX_VERSION), "")
+
+    def open_index() -> BM25Index:
         if not (index / "doc_ids.json").is_file():
             _irds_call(spec, "documents", lambda: build_bm25_index(
                 ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index))
-        run = bm25_index_run(index, queries, k=spec.top_k)
-    atomic_write_text(cache, json.dumps(run), cache_root())
-    return run
+        return BM25Index.load(index)
+
+    return BM25Run(queries, open_index, spec.top_k, store)
 
 
 def _dir(spec: DatasetSpec) -> Path:

@@ -16,55 +16,87 @@ cuts its rerank depth the same way. A cut orders candidates by score and never c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from pathlib import Path
+from typing import Any
 
-from .collection import Run
+from .cache import RunStore
+from .collection import ENTRY_BYTES, Run
 from .errors import BenchError
 
 
+class BM25Index:
+    """A bm25s index (bm25s defaults: Lucene variant, k1=1.5, b=0.75) and the doc id of each of its rows.
+
+    Built in memory (:meth:`from_docs`) or memory-mapped from a directory written by :func:`build_bm25_index`; both
+    tokenise through :func:`_token_ids`, so they score alike. Scores depend on the corpus only, never on which other
+    queries are searched with a query: a run for some queries is the full run restricted to them."""
+
+    def __init__(self, retriever: Any, doc_ids: list[str]) -> None:
+        self.retriever, self.doc_ids = retriever, doc_ids
+
+    @classmethod
+    def from_docs(cls, docs: Mapping[str, str]) -> BM25Index:
+        """An in-memory index over ``docs``, rows in sorted doc id order."""
+        doc_ids = sorted(docs)
+        return cls(_index(_token_ids((d, docs[d]) for d in doc_ids)[1]), doc_ids)
+
+    @classmethod
+    def load(cls, directory: Path) -> BM25Index:
+        import bm25s
+
+        return cls(bm25s.BM25.load(str(directory / "bm25s"), mmap=True),
+                   json.loads((directory / "doc_ids.json").read_text()))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the index holds in memory (a memory-mapped index's pages belong to the page cache: 0)."""
+        import numpy as np
+
+        arrays = [a for a in self.retriever.scores.values() if isinstance(a, np.ndarray)]
+        return sum(a.nbytes for a in arrays if not isinstance(a, np.memmap)) + ENTRY_BYTES * len(self.doc_ids)
+
+    def search(self, queries: Mapping[str, str], k: int) -> Run:
+        """Top-k per query with a positive score, ranked by score (ties by docid)."""
+        import bm25s
+
+        qids = sorted(queries)
+        if not qids:
+            return {}
+        tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False, return_ids=False)
+        results, scores = self.retriever.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False,
+                                                  n_threads=1)
+        return {q: dict(sorted(((self.doc_ids[int(i)], float(s)) for i, s in zip(results[qi], scores[qi]) if s > 0),
+                               key=lambda h: (-h[1], h[0])))
+                for qi, q in enumerate(qids)}
+
+
+# Part of every index and BM25 run cache key: raised when tokenisation or scoring changes, so nothing built before
+# is reused (2: a document without a word has no token, as in ``bm25s.tokenize``).
+INDEX_VERSION = 2
+
+
 def bm25_run(docs: Mapping[str, str], queries: Mapping[str, str], k: int = 100) -> Run:
-    """BM25 (bm25s defaults: Lucene variant, k1=1.5, b=0.75) top-k per query; ties broken by docid."""
+    """BM25 top-k per query over an in-memory corpus (:class:`BM25Index`); ties broken by docid."""
+    return BM25Index.from_docs(docs).search(queries, k)
+
+
+def _token_ids(docs: Iterable[tuple[str, str]], chunk: int = 100_000) -> tuple[list[str], tuple[list, dict]]:
+    """(doc ids, (token ids per doc, vocabulary)) of a corpus streamed as (doc_id, text) pairs.
+
+    The tokenisation of ``bm25s.tokenize(texts, stopwords="en")``; texts are tokenised in chunks and dropped, so only
+    token ids are held. ``allow_empty=False``: a document without a word gets no token, as ``bm25s.tokenize`` does
+    (the default of bm25s' ``Tokenizer`` gives it the empty token, a length of 1, which shifts the mean length)."""
     import bm25s
 
-    doc_ids = sorted(docs)
-    if not doc_ids:
-        raise BenchError("BM25: the collection has no documents")
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([docs[d] for d in doc_ids], stopwords="en", show_progress=False),
-                    show_progress=False)
-    qids = sorted(queries)
-    q_tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False)
-    k = min(k, len(doc_ids))
-    results, scores = retriever.retrieve(q_tokens, k=k, show_progress=False, n_threads=1)
-    run: Run = {}
-    for qi, q in enumerate(qids):
-        hits = [(doc_ids[int(i)], float(s)) for i, s in zip(results[qi], scores[qi]) if s > 0]
-        run[q] = dict(sorted(hits, key=lambda h: (-h[1], h[0])))
-    return run
-
-
-def _tokenizer():
-    """The tokenisation of ``bm25s.tokenize(texts, stopwords="en")`` as a reusable, vocabulary-growing object."""
-    import bm25s
-
-    return bm25s.tokenization.Tokenizer(stopwords="en")
-
-
-def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, chunk: int = 100_000) -> None:
-    """Index a corpus streamed as (doc_id, text) pairs with bm25s and save it (index + doc ids) to ``directory``.
-
-    Texts are tokenised in chunks and dropped, so only token ids are held while indexing: this is how the 8.8M
-    MS MARCO passages are indexed once and shared by every row over that corpus."""
-    import bm25s
-
-    from .results import atomic_write_text
-
-    tokenizer, doc_ids, token_ids, batch = _tokenizer(), [], [], []
+    tokenizer = bm25s.tokenization.Tokenizer(stopwords="en")
+    doc_ids: list[str] = []
+    token_ids: list[list[int]] = []
+    batch: list[tuple[str, str]] = []
 
     def flush() -> None:
         token_ids.extend(tokenizer.tokenize([t for _, t in batch], update_vocab=True, return_as="ids",
-                                            show_progress=False))
+                                            show_progress=False, allow_empty=False))
         doc_ids.extend(d for d, _ in batch)
         batch.clear()
 
@@ -75,24 +107,96 @@ def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, chunk: in
     flush()
     if not doc_ids:
         raise BenchError("BM25: the collection has no documents")
+    return doc_ids, (token_ids, tokenizer.get_vocab_dict())
+
+
+def _index(tokens: tuple[list, dict]) -> Any:
+    import bm25s
+
     retriever = bm25s.BM25()
-    retriever.index((token_ids, tokenizer.get_vocab_dict()), show_progress=False)
-    retriever.save(str(directory / "bm25s"))
+    retriever.index(tokens, show_progress=False)
+    return retriever
+
+
+def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, chunk: int = 100_000) -> None:
+    """Index a corpus streamed as (doc_id, text) pairs with bm25s and save it (index + doc ids) to ``directory``.
+
+    Only token ids are held while indexing (:func:`_token_ids`): this is how the 8.8M MS MARCO passages are indexed
+    once and shared by every row over that corpus. Rows keep the stream's order where an in-memory index sorts doc
+    ids, so where several documents tie at the k-th score the two may keep different ones."""
+    from .results import atomic_write_text
+
+    doc_ids, tokens = _token_ids(docs, chunk)
+    _index(tokens).save(str(directory / "bm25s"))
     atomic_write_text(directory / "doc_ids.json", json.dumps(doc_ids))  # written last: marks the index complete
 
 
 def bm25_index_run(directory: Path, queries: Mapping[str, str], k: int = 100) -> Run:
     """Top-k per query from an index saved by :func:`build_bm25_index` (memory-mapped; ties broken by docid)."""
-    import bm25s
+    return BM25Index.load(directory).search(queries, k)
 
-    doc_ids = json.loads((directory / "doc_ids.json").read_text())
-    retriever = bm25s.BM25.load(str(directory / "bm25s"), mmap=True)
-    qids = sorted(queries)
-    q_tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False, return_ids=False)
-    results, scores = retriever.retrieve(q_tokens, k=min(k, len(doc_ids)), show_progress=False, n_threads=1)
-    return {q: dict(sorted(((doc_ids[int(i)], float(s)) for i, s in zip(results[qi], scores[qi]) if s > 0),
-                           key=lambda h: (-h[1], h[0])))
-            for qi, q in enumerate(qids)}
+
+class BM25Run(Mapping[str, dict[str, float]]):
+    """The BM25 top-``k`` of ``queries``, searched for a query when its candidates are first read.
+
+    A grid reads the candidates of the queries it trains, validates and evaluates on, and only those are searched
+    (msmarco-train holds 503k judged queries; a cell with a label budget trains on a few thousand). ``index`` gives
+    the :class:`BM25Index` on the first search; ``store``, when given, keeps every searched query across processes.
+    Iterating yields every query id without searching; reading a value searches (:meth:`fetch` batches that)."""
+
+    def __init__(self, queries: Mapping[str, str], index: Callable[[], BM25Index], k: int,
+                 store: RunStore | None = None) -> None:
+        self._queries, self._open, self.k, self._store = queries, index, k, store
+        self._index: BM25Index | None = None
+        self._done: Run = {}
+        self._stored: Run | None = None
+
+    def fetch(self, qids: Iterable[str]) -> None:
+        """Search those of ``qids`` whose candidates are not held yet, in one call."""
+        missing = [q for q in dict.fromkeys(qids) if q in self._queries and q not in self._done]
+        if missing and self._store is not None:
+            if self._stored is None:
+                self._stored = self._store.read()
+            self._done.update((q, self._stored.pop(q)) for q in missing if q in self._stored)
+            missing = [q for q in missing if q not in self._done]
+        if missing:
+            if self._index is None:
+                self._index = self._open()
+            self._done.update(self._index.search({q: self._queries[q] for q in missing}, self.k))
+            if self._store is not None:
+                self._store.add({q: self._done[q] for q in missing})
+
+    @property
+    def computed(self) -> int:
+        """How many queries' candidates are held (searched here or read from the store)."""
+        return len(self._done)
+
+    @property
+    def nbytes(self) -> int:
+        """Estimated bytes held: the index (once opened) and the candidates searched."""
+        index = self._index.nbytes if self._index is not None else 0
+        return index + sum(ENTRY_BYTES * (1 + len(c)) for c in self._done.values())
+
+    def __getitem__(self, qid: str) -> dict[str, float]:
+        if qid not in self._queries:
+            raise KeyError(qid)
+        self.fetch([qid])
+        return self._done[qid]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._queries)
+
+    def items(self) -> ItemsView[str, dict[str, float]]:
+        """Every query's candidates, searched in one call first (as :meth:`values`)."""
+        self.fetch(self._queries)
+        return super().items()
+
+    def values(self) -> ValuesView[dict[str, float]]:
+        self.fetch(self._queries)
+        return super().values()
+
+    def __len__(self) -> int:
+        return len(self._queries)
 
 
 def ranking(cands: Mapping[str, float], k: int | None, where: str) -> list[str]:

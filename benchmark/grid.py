@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import functools
 import json
 import os
 import secrets
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import CellOutputs, model_card, should_save_model
-from .collection import Collection
+from .collection import Collection, CollectionCache
 from .config import DEFAULT_PRECISION, CellConfig, Experiment
 from .errors import BenchError
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, inspect_record, read_record, record_path,
@@ -41,17 +40,15 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-@functools.lru_cache(maxsize=8)
-def _collection(spec_json: str) -> Collection:
-    """Collections are shared by the cells of a grid (keyed by the row's full definition)."""
-    from .dataset_rows import DatasetSpec
-    from .datasets import load_collection
-
-    return load_collection(DatasetSpec(**json.loads(spec_json)))
+# Collections are shared by the cells of a grid (keyed by the row's full definition), bounded by memory.
+_collection = CollectionCache()
 
 
 def load(cell: CellConfig, name: str) -> Collection:
-    return _collection(json.dumps(dataclasses.asdict(cell.datasets[name]), sort_keys=True))
+    from .datasets import load_collection
+
+    spec = cell.datasets[name]
+    return _collection.get(json.dumps(dataclasses.asdict(spec), sort_keys=True), lambda: load_collection(spec))
 
 
 def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,

@@ -5,6 +5,7 @@ random order) and read through ir_datasets' own ``ExtractQidPid`` + ``TrecScored
 builds the scoreddocs of ``msmarco-passage/{dev/small,trec-dl-2019,trec-dl-2020}``.
 """
 
+import math
 import random
 import uuid
 
@@ -19,7 +20,9 @@ from benchmark.dataset_rows import DATASETS, DatasetSpec
 from benchmark.datasets import load_collection
 from benchmark.errors import BenchError
 from benchmark.evaluation import dataset_measures, evaluate
-from benchmark.firststage import build_bm25_index, bm25_index_run, bm25_run, cut, ranking
+from benchmark.cache import RunStore
+from benchmark.collection import ENTRY_BYTES
+from benchmark.firststage import BM25Index, BM25Run, build_bm25_index, bm25_index_run, bm25_run, cut, ranking
 
 QIDS = ("1048585", "19335")
 PIDS = [str(p) for p in range(7000100, 7000112)]  # 12 candidates per query; the judged ones have the largest ids
@@ -79,6 +82,60 @@ def test_bm25_first_stage_over_an_ir_datasets_corpus(msmarco_layout):
     texts = {d.doc_id: d.text for d in ir_datasets.load(msmarco_layout).docs_iter()}
     assert coll.run == bm25_run(texts, coll.queries, k=3)
     assert spec.first_stage_name == "bm25"
+
+
+def test_bm25_searches_only_the_queries_read_on_an_ir_datasets_row(msmarco_layout):
+    """The run of one query equals the full run restricted to it; nothing else is searched, and a second load of
+    the row reads that query from the cache instead of opening the index."""
+    spec = DatasetSpec("dl-fixture", "ir_datasets", id=msmarco_layout, top_k=4)
+    coll = load_collection(spec)
+    assert isinstance(coll.run, BM25Run) and coll.run.computed == 0 and sorted(coll.run) == sorted(QIDS)
+    texts = {d.doc_id: d.text for d in ir_datasets.load(msmarco_layout).docs_iter()}
+    full = bm25_run(texts, coll.queries, k=4)
+    assert coll.ranked("19335") == list(full["19335"]) and coll.run.computed == 1
+    assert coll.run["19335"] == full["19335"] and set(full["19335"]) <= {p for p in PIDS if int(p) % 3 == 1}
+    again = load_collection(spec).run
+    assert again["19335"] == full["19335"]
+    assert again.nbytes == ENTRY_BYTES * (1 + len(full["19335"]))  # the index was not opened (its ids add bytes)
+    assert coll.run == full  # reading every value searches the rest
+
+
+def test_bm25_of_a_query_subset_is_the_full_run_restricted_on_the_embedded_data():
+    """BM25 over the embedded corpus: 5 of the 60 test queries searched alone score exactly as in the run of all 60."""
+    spec = DatasetSpec("embedded-test-bm25", "embedded", split="test", first_stage="bm25")
+    coll = load_collection(spec)
+    subset = sorted(coll.queries)[::12]
+    coll.run.fetch(subset)
+    assert coll.run.computed == len(subset) == 5
+    full = BM25Index.from_docs(dict(coll.docs)).search(coll.queries, 100)
+    assert {q: coll.run[q] for q in subset} == {q: full[q] for q in subset}
+    assert all(len(full[q]) == 100 for q in subset)
+    # The same bm25s top-100 the embedded collection ships as its run file (written by bm25_run at generation).
+    shipped = load_collection(DatasetSpec("embedded-test", "embedded", split="test", first_stage="file")).run
+    assert {q: list(coll.run[q]) for q in subset} == {q: list(shipped[q]) for q in subset}
+
+
+def test_run_store_skips_a_line_cut_short(tmp_path):
+    store = RunStore(tmp_path / "runs.jsonl")
+    store.add({"q1": {"d1": 1.5}, "q2": {}})
+    with open(store.path, "a") as f:
+        f.write('{"qid": "q3", "run": {"d')  # a writer stopped mid-line
+    assert store.read() == {"q1": {"d1": 1.5}, "q2": {}}
+
+
+def test_in_memory_and_streamed_indexes_agree_on_documents_without_a_word(tmp_path):
+    """A passage with no word token ("", "!!") has length 0 in both paths (bm25s' Tokenizer would give it the empty
+    token, length 1, and every score would shift with the mean length)."""
+    docs = {"a": "solar power plants", "b": "the of and", "c": "", "d": "wind power", "e": "solar wind", "f": "!!"}
+    queries = {"1": "solar", "2": "power wind", "3": ""}
+    build_bm25_index(iter(docs.items()), tmp_path, chunk=2)
+    expected = bm25_run(docs, queries, k=6)
+    assert bm25_index_run(tmp_path, queries, k=6) == expected
+    # BM25 as Lucene (no (k1 + 1) factor) by hand: N = 6, mean length 7/6; "solar" in a (length 3), e (length 2).
+    idf = math.log(1 + (6 - 2 + 0.5) / (2 + 0.5))
+    tf = lambda length: 1 / (1 + 1.5 * (1 - 0.75 + 0.75 * length / (7 / 6)))
+    assert expected["1"] == pytest.approx({"e": idf * tf(2), "a": idf * tf(3)})
+    assert expected["3"] == {}
 
 
 def test_a_tie_across_the_cut_is_kept_whole():
