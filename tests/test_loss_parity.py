@@ -17,10 +17,19 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from benchmark.objectives import adr_mse, bce, infonce, lambdaloss, listnet, margin_mse, mse, ranknet
+from benchmark.objectives import (
+    adr_mse,
+    bce,
+    infonce,
+    lambdaloss,
+    listnet,
+    margin_mse,
+    mse,
+    ranknet,
+)
 
 st_losses = pytest.importorskip("sentence_transformers.cross_encoder.losses")
-from sentence_transformers.cross_encoder import CrossEncoder  # noqa: E402
+from sentence_transformers.cross_encoder import CrossEncoder
 
 
 def st_loss(name: str):
@@ -277,7 +286,7 @@ def test_lightning_ir_supervised_margin_mse_differs_beyond_triples():
 def test_lightning_ir_approx_rank_mse_by_hand():
     """r = 1, 2, 3; r̂_i = 1 + Σ_{j≠i} σ(s_j - s_i): 1 + σ(-1) + σ(-2), 1 + σ(1) + σ(-1), 1 + σ(2) + σ(1); one list,
     so lightning-ir's mean over entries is our per-list mean."""
-    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    sig = lambda x: 1 / (1 + math.exp(-x))
     approx = [1 + sig(-1) + sig(-2), 1 + sig(1) + sig(-1), 1 + sig(2) + sig(1)]
     expected = sum((r - a) ** 2 / math.log2(r + 1) for r, a in zip([1, 2, 3], approx)) / 3
     assert float(adr_mse(S2, T2, M2)) == pytest.approx(expected, rel=1e-6)
