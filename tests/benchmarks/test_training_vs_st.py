@@ -84,7 +84,12 @@ def start_dir(tmp_path_factory):
 
 def step_groups(train, cfg, objective) -> list[list[tuple[str, list[str], list[float]]]]:
     """Each step's groups as (query text, doc texts, objective targets), in the order ``train_model`` takes them."""
-    from benchmark.training import Targets, as_objective_targets, training_queries, training_steps
+    from benchmark.training import (
+        Targets,
+        as_objective_targets,
+        training_queries,
+        training_steps,
+    )
 
     targets = Targets(train.qrels, "labels")
     qids, pool = training_queries(train, cfg, targets)
@@ -147,7 +152,11 @@ def train_st(loss: str, start_dir, steps, cfg, out_dir) -> tuple[torch.nn.Module
     from datasets import Dataset
     from datasets.table import InMemoryTable
     from sentence_transformers.base.sampler import DefaultBatchSampler
-    from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder import (
+        CrossEncoder,
+        CrossEncoderTrainer,
+        CrossEncoderTrainingArguments,
+    )
     from torch.utils.data import SequentialSampler
 
     columns, batch = st_rows(loss, steps)
