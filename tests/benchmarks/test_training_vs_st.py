@@ -129,22 +129,24 @@ def st_rows(loss: str, steps) -> tuple[dict[str, list], int]:
 def st_loss(loss: str, model):
     from sentence_transformers.cross_encoder.losses.lambda_loss import NDCGLoss2Scheme
 
-    if loss == "bce":
-        return st_losses.BinaryCrossEntropyLoss(model)
-    if loss == "margin-mse":
-        return st_losses.MarginMSELoss(model)
+    names = {"bce": "BinaryCrossEntropyLoss", "margin-mse": "MarginMSELoss", "infonce": "MultipleNegativesRankingLoss",
+             "listnet": "ListNetLoss", "adr-mse": "ADRMSELoss", "lambdaloss": "LambdaLoss"}
+    cls = getattr(st_losses, names[loss], None)
+    if cls is None:
+        pytest.skip(f"this sentence-transformers has no cross-encoder {names[loss]}")
     if loss == "infonce":
-        class HardNegativesOnly(st_losses.MultipleNegativesRankingLoss):
+        class HardNegativesOnly(cls):
             """InfoNCE over each query's own list: no in-batch negatives (ours has none)."""
 
             def get_in_batch_negatives(self, anchors, candidates):
                 return iter(())
 
         return HardNegativesOnly(model, activation_fn=None, scale=1.0)
-    listwise = {"listnet": st_losses.ListNetLoss, "adr-mse": st_losses.ADRMSELoss}
-    if loss in listwise:
-        return listwise[loss](model, mini_batch_size=CHUNK)
-    return st_losses.LambdaLoss(model, weighting_scheme=NDCGLoss2Scheme(), mini_batch_size=CHUNK)
+    if loss == "lambdaloss":
+        return cls(model, weighting_scheme=NDCGLoss2Scheme(), mini_batch_size=CHUNK)
+    if loss in ("listnet", "adr-mse"):
+        return cls(model, mini_batch_size=CHUNK)
+    return cls(model)
 
 
 def train_st(loss: str, start_dir, steps, cfg, out_dir) -> tuple[torch.nn.Module, float]:
