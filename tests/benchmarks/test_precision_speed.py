@@ -7,9 +7,15 @@ precision in turn, so each round's speed-up over fp32 is measured under the same
     RDB_BENCH_WEIGHTS=minilm-l3:/path/teacher.safetensors pytest tests/benchmarks/test_precision_speed.py -s \\
         --benchmark-enable
 
+    RDB_BENCH_TRAIN_STEPS=40 RDB_BENCH_BACKBONE=minilm-l2 pytest tests/benchmarks/test_precision_speed.py -s \\
+        --benchmark-enable
+
 ``RDB_BENCH_WEIGHTS`` = ``<backbone row>:<safetensors state dict>`` of a trained model (a fine-tuned teacher in
-``$RDB_CACHE/teachers``); without it the bundled all-MiniLM-L6-v2 with a seeded head is timed, whose nDCG@10 means
-nothing. ``RDB_BENCH_QUERIES`` limits the queries evaluated (default: all). Times are printed, never asserted.
+``$RDB_CACHE/teachers``). ``RDB_BENCH_TRAIN_STEPS`` = N instead trains the ``RDB_BENCH_BACKBONE`` row (default
+minilm-l2) with ``train_model`` for N steps of the default grid's BCE recipe on labels (experiments/default.toml:
+16 queries x 2 candidates per step, lr 2e-4, max_length 96) before measuring. With neither, the bundled
+all-MiniLM-L6-v2 with a seeded head is timed, whose nDCG@10 means nothing. ``RDB_BENCH_QUERIES`` limits the queries
+evaluated (default: all). Times and nDCG@10 changes are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -31,19 +37,40 @@ from benchmark.precisions import PRECISIONS
 DEPTH, MAX_LENGTH, BATCH_SIZE, LATENCY_LISTS = 100, 128, 32, 5
 
 
+def _trained(name: str, steps: int):
+    """The backbone row ``name`` after ``steps`` steps of the default grid's BCE recipe (experiments/default.toml)."""
+    from benchmark.config import TrainConfig
+    from benchmark.objectives import get_objective
+    from benchmark.training import Targets, train_model
+
+    spec = get_backbone(name)
+    model, tok = build_cross_encoder(spec, seed=0)
+    cfg = TrainConfig(dataset="embedded-train", group_size=2, negatives_depth=30, max_steps=steps, batch_size=16,
+                      lr=2e-4, warmup_ratio=0.1, max_length=96, dtype="fp32", device="cpu")
+    train = load_collection(get_dataset(cfg.dataset))
+    train_model(model, tok, train, Targets(train.qrels, "labels"), get_objective("bce"), cfg, seed=0,
+                use_token_type_ids=spec.token_type_ids, backbone_dtype=spec.dtype)
+    return model, tok
+
+
 def _model():
     spec = os.environ.get("RDB_BENCH_WEIGHTS")
+    steps = os.environ.get("RDB_BENCH_TRAIN_STEPS")
+    if steps:
+        name = os.environ.get("RDB_BENCH_BACKBONE", "minilm-l2")
+        model, tok = _trained(name, int(steps))
+        return f"{name} trained {steps} steps", name, model.eval(), tok
     name, path = spec.split(":", 1) if spec else ("minilm-l6", None)
     model, tok = build_cross_encoder(get_backbone(name), seed=0)
     if path:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(path))
-    return name, model.eval(), tok
+    return name, name, model.eval(), tok
 
 
 def test_precision_quality_and_paired_speed(timing):
-    name, model, tok = _model()
+    label, name, model, tok = _model()
     data = load_collection(get_dataset("embedded-test"))
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
     # a plain test run (no --benchmark-enable) checks every precision on 10 queries; a timed run takes all 60
@@ -71,7 +98,7 @@ def test_precision_quality_and_paired_speed(timing):
                 r.score(*lst)
                 times[p].append((time.perf_counter() - t0) * 1000)
     fp32 = np.array(times["fp32"])
-    print(f"\n{name}, {len(qids)} queries x top-{DEPTH}, {rounds} rounds x {len(lists)} lists, max_length "
+    print(f"\n{label}, {len(qids)} queries x top-{DEPTH}, {rounds} rounds x {len(lists)} lists, max_length "
           f"{MAX_LENGTH}, batch<={BATCH_SIZE}")
     print(f"{'precision':<11}{'nDCG@10':>9}{'delta':>8}{'p50 ms':>9}{'speed-up median (q1-q3)':>26}")
     for p in rerankers:
