@@ -22,7 +22,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from benchmark.objectives import (
+from benchmark.losses import (
     adr_mse,
     bce,
     infonce,

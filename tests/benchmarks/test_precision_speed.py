@@ -40,7 +40,7 @@ DEPTH, MAX_LENGTH, BATCH_SIZE, LATENCY_LISTS = 100, 128, 32, 5
 def _trained(name: str, steps: int):
     """The backbone row ``name`` after ``steps`` steps of the default grid's BCE recipe (experiments/default.toml)."""
     from benchmark.config import TrainConfig
-    from benchmark.objectives import get_objective
+    from benchmark.losses import get_objective
     from benchmark.training import Targets, train_model
 
     spec = get_backbone(name)

@@ -65,7 +65,8 @@ def cfg(timing):
 
 @pytest.fixture(scope="module")
 def data(rdb_cache):
-    from benchmark.datasets import get_dataset, load_collection
+    from benchmark.dataset_rows import get_dataset
+    from benchmark.datasets import load_collection
 
     return load_collection(get_dataset(DATASET)), load_collection(get_dataset(EVAL_DATASET))
 
@@ -73,7 +74,8 @@ def data(rdb_cache):
 @pytest.fixture(scope="module")
 def start_dir(tmp_path_factory):
     """The seeded initial model, saved with its tokenizer, for ``CrossEncoder`` to load."""
-    from benchmark.backbones import build_cross_encoder, get_backbone
+    from benchmark.backbones import get_backbone
+    from benchmark.models import build_cross_encoder
 
     model, tokenizer = build_cross_encoder(get_backbone(BACKBONE), seed=SEED)
     out = tmp_path_factory.mktemp("start")
@@ -180,8 +182,9 @@ def train_st(loss: str, start_dir, steps, cfg, out_dir) -> tuple[torch.nn.Module
 
 
 def train_ours(loss: str, train, cfg) -> tuple[torch.nn.Module, float, int]:
-    from benchmark.backbones import build_cross_encoder, get_backbone
-    from benchmark.objectives import get_objective
+    from benchmark.backbones import get_backbone
+    from benchmark.losses import get_objective
+    from benchmark.models import build_cross_encoder
     from benchmark.training import Targets, train_model
 
     spec = get_backbone(BACKBONE)
@@ -193,10 +196,11 @@ def train_ours(loss: str, train, cfg) -> tuple[torch.nn.Module, float, int]:
 
 
 def ndcg10(model, test, n_queries: int) -> float:
-    from benchmark.backbones import get_backbone, load_tokenizer
+    from benchmark.backbones import get_backbone
     from benchmark.evaluation import evaluate
     from benchmark.firststage import cut
     from benchmark.inference import Reranker
+    from benchmark.models import load_tokenizer
 
     spec = get_backbone(BACKBONE)
     qids = [q for q in test.queries if test.qrels.get(q) and test.run.get(q)][:n_queries]
@@ -215,7 +219,7 @@ def ndcg10(model, test, n_queries: int) -> float:
 def test_train_model_vs_crossencoder_trainer(loss, cfg, data, start_dir, tmp_path, timing):
     from transformers import AutoModelForSequenceClassification
 
-    from benchmark.objectives import get_objective
+    from benchmark.losses import get_objective
 
     train, test = data
     steps = step_groups(train, cfg, get_objective(loss))
