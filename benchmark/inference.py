@@ -2,11 +2,9 @@
 ``torch.inference_mode`` and autocast (bf16/fp16) on CUDA; on CPU, BERT-style models run the exact unpadded forward of
 ``fastpath`` (linear layers on real tokens only, last layer for the first token only).
 
-Measured on CPU (2 cores, all-MiniLM-L6-v2, 100-candidate lists of 29-87 tokens, tests/benchmarks): sorting by exact
-token length pads 16% over the real tokens at batch 32 (a character-length proxy: 20%; unsorted: 45%; balanced batches
-of 25: 12% on the 58 test lists of 100, 15% for 3 x 32 + 4); SDPA attention (chosen when the model is built,
-``BackboneSpec.attn_implementation``) is ~10% faster than eager; ``torch.compile`` (inductor, dynamic shapes) was 3x
-*slower* on CPU and takes about a minute to compile: off by default, meant for CUDA.
+Batches are sorted by exact token length (not a character-length proxy), which pads least; attention is SDPA, chosen
+when the model is built (``BackboneSpec.attn_implementation``); ``torch.compile`` is off by default and meant for
+CUDA, where its compile time pays back (``docs/performance.md`` has the CPU measurements behind these choices).
 
 Precisions (``PRECISIONS``, the ``eval.precision`` axis) score the same trained model in another number format or
 runtime, all existing library code: fp32; bf16 autocast (on CPU only where the processor computes bf16 natively,
@@ -67,7 +65,7 @@ def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length
 
 def _backend_tokenize(tokenizer, backend, queries: list[str], docs: list[str], max_length: int, tensors: str):
     """The Rust ``tokenizers`` call that ``tokenizer(...)`` wraps, minus the wrapper's per-token Python conversion to
-    arrays (2-4x the Rust time for 6000 pairs in transformers 5): same template, truncation and right padding."""
+    arrays (which costs more than the Rust call itself): same template, truncation and right padding."""
     # transformers' own __call__ re-sets truncation and padding on this object every time, so setting them is safe.
     backend.enable_truncation(max_length, strategy="only_second")
     backend.enable_padding(direction="right", pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token,
@@ -93,8 +91,7 @@ def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], max_len
 def length_batches(lengths: np.ndarray, batch_size: int) -> tuple[np.ndarray, list[tuple[slice, int]]]:
     """Longest-first order of the pairs and its batches, each a (slice of that order, width = its longest pair).
     Batches hold at most ``batch_size`` pairs and are of balanced size (100 pairs at 32: 4 x 25, not 3 x 32 + 4):
-    smaller sorted batches span fewer lengths, so they pad less, and no batch is a small remnant. Measured on a
-    100-candidate list (2 CPU cores, MiniLM-L6, unpadded forward): 1.06x the 3 x 32 + 4 split (median of 36 rounds)."""
+    smaller sorted batches span fewer lengths, so they pad less, and no batch is a small remnant."""
     order = np.argsort(-np.asarray(lengths), kind="stable")
     size = math.ceil(len(order) / (math.ceil(len(order) / batch_size) or 1)) or 1
     return order, [(slice(start, start + size), int(lengths[order[start]])) for start in range(0, len(order), size)]

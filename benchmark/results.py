@@ -6,29 +6,35 @@ Record schema (``schema`` = 1)::
 
     {
       "schema": 1,
-      "experiment": "default",             # experiment name (TOML [experiment].name)
-      "cell_id": "bert-tiny__bce__labels__s0__1a2b3c4d",  # readable axes + config hash prefix
+      "experiment": "smoke",                     # TOML [experiment].name
+      "cell_id": "bert-tiny__bce__labels__0__0afd121de4",   # readable axes + config hash prefix
       "config_hash": "<sha256 of the canonical resolved config>",
       "status": "ok" | "failed",
       "axes": {"backbone": "bert-tiny", "objective": "bce", "teacher": "labels", "seed": 0, ...},
-      "config": {...},                     # the full resolved cell config (CellConfig.to_dict())
-      "metrics": {                         # per evaluation dataset row
-        "embedded-test": {"nDCG@10": 0.61, "RR@10": 0.7, "R@100": 0.9,
-                          "first_stage": {"nDCG@10": 0.4, "RR@10": 0.5}, "n_queries": 60,
-                          "random_order": {"nDCG@10": 0.06, "std": 0.02, "shuffles": 20,   # shuffled candidates
-                                           "per_query": {"nDCG@10": {"q1": 0.1, ...}}},
-                          "teacher": {"name": "minilm-l6-ce", "nDCG@10": 0.78, "RR@10": 0.8,  # model teachers only
-                                      "per_query": {"nDCG@10": {...}, "RR@10": {...}}}}
-      },
-      "per_query": {"embedded-test": {"nDCG@10": {"q1": 0.5, ...}, "RR@10": {...}}},
-      "latency": {"cpu": {...}, "cuda": {...} or null,    # see benchmark.latency
-                  "precision": {name: {...}}},           # only with eval.precision beyond fp32
-      "train": {"seconds": 12.3, "steps": 200, "examples": 800, "loss_curve": [[step, loss], ...]},
-      "provenance": {"git_sha": "...", "versions": {...}, "hardware": {...},
-                     "started": "ISO-8601", "finished": "ISO-8601"},
-      "data": {"embedded-test": "<Collection.meta['hash']>", ...},  # every dataset the cell read
-      "error": {"type": "...", "message": "...", "traceback_file": "..."}   # only when status == "failed"
-    }
+      "config": {...},                           # the full resolved cell (CellConfig.to_dict()), rows included
+      "metrics": {"embedded-test": {             # per evaluation dataset row: its measures (ir_measures names)
+          "nDCG@10": 0.61, "RR@10": 0.7, "Judged@10": 0.5, "n_queries": 60,
+          "first_stage": {"nDCG@10": 0.45, ..., "R@100": 0.88},
+          "first_stage_info": {"name": "bm25", "first_stage": "file", "depth": 100, "rerank_depth": 100,
+                               "reranked_max": 100, "reranked_mean": 99.9, "measures": [...]},
+          "random_order": {"nDCG@10": 0.07, "std": 0.01, "shuffles": 20, "per_query": {"nDCG@10": {...}}},
+          "teacher": {"name": "minilm-l6-ce", "nDCG@10": 0.78, ..., "per_query": {...}}}},  # model teachers
+      "per_query": {"embedded-test": {"nDCG@10": {"q1": 0.5, ...}, ...}},
+      "latency": {"cpu": {...}, "cuda": {...} | null,      # see benchmark.latency
+                  "precision": {name: {...}}},             # only with eval.precision beyond fp32
+      "train": {"seconds": 69.0, "steps": 13, "epochs": 1, "queries": 200, "pairs": 1600, "pairs_per_s": 23.2,
+                "device": "cpu", "dtype": "fp32", "warmup_steps": 1, "loss_curve": [[step, loss], ...],
+                "validation": {...}, "oom_retry": {...}, "resumed_from_step": 4},   # the last three when they apply
+      "runs": {"embedded-test": {"reranked": "<cell_id>.runs/embedded-test.trec.gz", "first_stage": "file",
+                                 "first_stage_name": "bm25", "rerank_depth": 100}},
+      "model": "<cell_id>.model",                # only when the student is saved
+      "provenance": {"git_sha": "...", "versions": {...}, "hardware": {...}, "started": "ISO-8601",
+                     "finished": "ISO-8601"},
+      "data": {"embedded-test": "<Collection.meta['hash']>", ...},        # every dataset the cell read
+      "error": {"type": "...", "message": "...", "traceback_file": "..."}  # failed records, in place of
+    }                                                                      # metrics, per_query, latency, train, runs
+
+An eval-only cell's ``train`` is ``{"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": true}``.
 
 A rerun that fails while ``<cell_id>.json`` holds an ``ok`` record writes its failure beside it as
 ``<cell_id>.failed.json``, so a finished result is never replaced by a failure. Records are checked on read in one

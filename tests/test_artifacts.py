@@ -21,61 +21,22 @@ from benchmark.inference import Reranker
 from benchmark.inputs import read_toml
 from benchmark.models import build_cross_encoder
 from benchmark.report import render_report
-
-GRID = """
-[experiment]
-name = "{name}"
-
-[grid]
-backbone = ["{backbone}"]
-objective = ["infonce"]
-
-[train]
-dataset = "tiny-train"
-group_size = 4
-negatives_depth = 10
-epochs = {epochs}
-batch_size = 8
-max_length = 64
-{train_extra}
-
-[eval]
-datasets = {datasets}
-top_k = 20
-batch_size = 16
-latency_queries = 2
-latency_repeats = 1
-latency_warmup = 1
-
-[datasets.tiny-train]
-source = "embedded"
-split = "train"
-first_stage = "file"
-max_queries = 16
-
-[datasets.tiny-test]
-source = "embedded"
-split = "test"
-first_stage = "file"
-max_queries = 6
-top_k = 20
-
-[datasets.tiny-dev]
-source = "embedded"
-split = "dev"
-first_stage = "file"
-max_queries = 4
-top_k = 20
-{rows}
-"""
+from tests_support import TINY_GRID, embedded_row, merged, write_toml
 
 
-def experiment(tmp_path, name="trained", backbone="bert-tiny", epochs=1, train_extra="", datasets='["tiny-test"]',
-               rows=""):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(GRID.format(name=name, backbone=backbone, epochs=epochs, train_extra=train_extra,
-                                datasets=datasets, rows=rows))
-    return parse_experiment(read_toml(path))
+def experiment(tmp_path, name="trained", backbone="bert-tiny", datasets=("tiny-test",), backbones=None, **train):
+    """A one-cell InfoNCE grid on the tiny embedded rows (plus ``tiny-dev``); ``train`` fields change ``[train]``."""
+    doc = merged(TINY_GRID, {
+        "experiment": {"name": name, "description": None},
+        "grid": {"backbone": [backbone], "objective": ["infonce"], "teacher": None},
+        "train": train,
+        "eval": {"datasets": list(datasets), "batch_size": 16},
+        "datasets": {"tiny-train": {"max_queries": 16}, "tiny-test": {"max_queries": 6},
+                     "tiny-dev": embedded_row("dev", 4, top_k=20)},
+        "teachers": None,
+        "backbones": backbones,
+    })
+    return parse_experiment(read_toml(write_toml(tmp_path / f"{name}.toml", doc)))
 
 
 def pairs(tmp_path, n=24):
@@ -131,7 +92,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trained")
     grid._collection.cache_clear()
     results = tmp / "results"
-    cell, rec = run(experiment(tmp, train_extra="save_model = true"), results)
+    cell, rec = run(experiment(tmp, save_model=True), results)
     return tmp, results, cell, rec
 
 
@@ -186,9 +147,9 @@ def test_an_eval_only_row_on_a_saved_student_reproduces_it_and_evaluates_a_new_d
     a dataset the student was never evaluated on (tiny-dev) without retraining."""
     tmp, results, cell, rec = trained
     model_dir = results / cell.experiment / rec["model"]
-    row = f'\n[backbones.saved]\nfamily = "bert"\ncheckpoint = "{model_dir}"\ntokenizer = "{model_dir}"\n'
-    again = experiment(tmp, name="again", backbone="saved", train_extra="skip = true",
-                       datasets='["tiny-test", "tiny-dev"]', rows=row)
+    row = {"family": "bert", "checkpoint": str(model_dir), "tokenizer": str(model_dir)}
+    again = experiment(tmp, name="again", backbone="saved", skip=True, datasets=("tiny-test", "tiny-dev"),
+                       backbones={"saved": row})
     assert list(again.cells[0].datasets) == ["tiny-test", "tiny-dev"]  # no training data read
     eval_cell, eval_rec = run(again, results)
     assert eval_rec["train"]["steps"] == 0 and eval_rec["train"]["eval_only"] is True
@@ -219,7 +180,7 @@ def test_a_failed_cell_leaves_no_half_model_and_keeps_the_previous_files(trained
 
 def test_a_new_cell_that_fails_leaves_neither_runs_nor_model(tmp_path, monkeypatch):
     grid._collection.cache_clear()
-    cell = experiment(tmp_path, train_extra="save_model = true").cells[0]
+    cell = experiment(tmp_path, save_model=True).cells[0]
     monkeypatch.setattr(grid, "measure_all_latency", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     rec = grid.execute_cell(cell, str(tmp_path / "results"))
     assert rec["status"] == "failed" and "boom" in rec["error"]["message"]
@@ -229,16 +190,16 @@ def test_a_new_cell_that_fails_leaves_neither_runs_nor_model(tmp_path, monkeypat
 
 def test_eval_only_rows_and_the_save_model_default(tmp_path):
     with pytest.raises(BenchError, match="'bert-tiny': an eval-only row .* needs a trained checkpoint"):
-        experiment(tmp_path, train_extra="skip = true")
+        experiment(tmp_path, skip=True)
     with pytest.raises(BenchError, match="needs a trained checkpoint"):
         experiment(tmp_path, epochs=0)
     with pytest.raises(BenchError, match="train.epochs must be >= 0"):
         experiment(tmp_path, epochs=-1)
     # skip wins over the recipe fields, which an eval-only row records as the checkpoint's training
-    assert experiment(tmp_path, backbone="minilm-l2", train_extra="skip = true\nmax_steps = 3").cells[0].train.eval_only
+    assert experiment(tmp_path, backbone="minilm-l2", skip=True, max_steps=3).cells[0].train.eval_only
     assert experiment(tmp_path, backbone="minilm-l2", epochs=0).cells[0].train.eval_only
     # save_model is an output option: the cell (and so its finished record) is the same either way
-    on, off = (experiment(tmp_path, train_extra=f"save_model = {v}").cells[0] for v in ("true", "false"))
+    on, off = (experiment(tmp_path, save_model=v).cells[0] for v in (True, False))
     assert on.cell_id == off.cell_id and (should_save_model(on), should_save_model(off)) == (True, False)
     default = {b: should_save_model(experiment(tmp_path, backbone=b).cells[0])
                for b in ("bert-tiny", "minilm-l2", "bert-base")}

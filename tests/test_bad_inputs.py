@@ -15,71 +15,76 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from tests_support import merged, toml_text, write_toml
 
-OK = "[experiment]\nname = 'bad'\n"
+OK = {"experiment": {"name": "bad"}}
 FINISHED = {"schema": 1, "experiment": "bad", "cell_id": "finished-cell", "config_hash": "f" * 64, "status": "ok",
             "axes": {"backbone": "bert-tiny", "objective": "bce", "teacher": "labels", "seed": 0}, "config": {"seed": 0},
             "metrics": {"embedded-test": {"nDCG@10": 0.5, "n_queries": 2}}, "latency": {"cpu": {"p50_ms": 1.0}},
             "train": {"seconds": 1.0}, "provenance": {"finished": "2026-01-01T00:00:00+00:00"}}
 
-CASES = [
-    (OK + "[grid]\nbackbone = ['bert-huge']\n", "unknown backbone 'bert-huge'"),
-    (OK + "[grid]\nobjective = ['hinge-squared']\n", "unknown objective 'hinge-squared'"),
-    (OK + "[grid]\nteacher = ['gpt9']\n", "unknown teacher 'gpt9'"),
-    (OK + "[eval]\ndatasets = ['msmarco-v9']\n", "unknown dataset 'msmarco-v9'"),
-    (OK + "[train]\ndataset = 'nope'\n", "unknown dataset 'nope'"),
+CASES = [  # (the grid's tables over OK, or the file's text or bytes where it is not valid TOML; culprit)
+    ({"grid": {"backbone": ["bert-huge"]}}, "unknown backbone 'bert-huge'"),
+    ({"grid": {"objective": ["hinge-squared"]}}, "unknown objective 'hinge-squared'"),
+    ({"grid": {"teacher": ["gpt9"]}}, "unknown teacher 'gpt9'"),
+    ({"eval": {"datasets": ["msmarco-v9"]}}, "unknown dataset 'msmarco-v9'"),
+    ({"train": {"dataset": "nope"}}, "unknown dataset 'nope'"),
     ("[experiment\nname = 'x'\n", "malformed TOML"),
-    ("[grid]\nseed = [0]\n", "[experiment] needs a name"),
-    ("[experiment]\nname = 'a/b'\n", "experiment.name 'a/b'"),
-    (OK + "[train]\nbatch_size = -4\n", "train.batch_size must be positive"),
-    (OK + "[train]\nepochs = 'three'\n", "train.epochs: expected int"),
-    (OK + "[train]\nlr = 0\n", "train.lr must be positive"),
-    (OK + "[train]\ngroup_size = 1\n", "train.group_size must be at least 2"),
-    (OK + "[train]\nnegatives = 'bm42'\n", "train.negatives must be one of"),
-    (OK + "[train]\nlearning_rate = 1\n", "train: unknown key(s) learning_rate"),
-    (OK + "[eval]\ndatasets = []\n", "eval.datasets must name at least one dataset"),
-    (OK + "[eval]\ntop_k = 0\n", "eval.top_k must be positive"),
-    (OK + "[grid]\nwidth = [1]\n", "unknown axis 'width'"),
-    (OK + "[grid]\nseed = []\n", "axis 'seed' is empty"),
-    (OK + "[grid]\nseed = ['zero']\n", "seed values must be integers"),
-    (OK + "[grid]\nseed = [0, 0]\n", "the same cell twice"),
-    (OK + "[backbones.b]\nchecpoint = 'x'\nfamily = 'bert'\n", "backbones.b: unknown key(s) checpoint"),
-    (OK + "[backbones.b]\nmax_length = 12\n", "backbones.b: missing key(s) family"),
-    (OK + "[backbones.b]\nfamily = 'bert'\ndtype = 'int4'\n", "backbone 'b': dtype must be one of"),
-    (OK + "[teachers.t]\nkind = 'cross-encoder'\n", "teacher 't': a cross-encoder teacher needs models"),
-    (OK + "[teachers.t]\nkind = 'score-file'\n", "teacher 't': a score-file teacher needs path"),
-    (OK + "[teachers.t]\nkind = 'cross-encoder'\nmodels = ['ghost']\n[grid]\nteacher = ['t']\n",
+    ({"experiment": None, "grid": {"seed": [0]}}, "[experiment] needs a name"),
+    ({"experiment": {"name": "a/b"}}, "experiment.name 'a/b'"),
+    ({"train": {"batch_size": -4}}, "train.batch_size must be positive"),
+    ({"train": {"epochs": "three"}}, "train.epochs: expected int"),
+    ({"train": {"lr": 0}}, "train.lr must be positive"),
+    ({"train": {"group_size": 1}}, "train.group_size must be at least 2"),
+    ({"train": {"negatives": "bm42"}}, "train.negatives must be one of"),
+    ({"train": {"learning_rate": 1}}, "train: unknown key(s) learning_rate"),
+    ({"eval": {"datasets": []}}, "eval.datasets must name at least one dataset"),
+    ({"eval": {"top_k": 0}}, "eval.top_k must be positive"),
+    ({"grid": {"width": [1]}}, "unknown axis 'width'"),
+    ({"grid": {"seed": []}}, "axis 'seed' is empty"),
+    ({"grid": {"seed": ["zero"]}}, "seed values must be integers"),
+    ({"grid": {"seed": [0, 0]}}, "the same cell twice"),
+    ({"backbones": {"b": {"checpoint": "x", "family": "bert"}}}, "backbones.b: unknown key(s) checpoint"),
+    ({"backbones": {"b": {"max_length": 12}}}, "backbones.b: missing key(s) family"),
+    ({"backbones": {"b": {"family": "bert", "dtype": "int4"}}}, "backbone 'b': dtype must be one of"),
+    ({"teachers": {"t": {"kind": "cross-encoder"}}}, "teacher 't': a cross-encoder teacher needs models"),
+    ({"teachers": {"t": {"kind": "score-file"}}}, "teacher 't': a score-file teacher needs path"),
+    ({"teachers": {"t": {"kind": "cross-encoder", "models": ["ghost"]}}, "grid": {"teacher": ["t"]}},
      "unknown backbone 'ghost'"),
-    (OK + "[datasets.d]\nsource = 'ftp'\n", "dataset 'd': source must be one of"),
-    (OK + "[datasets.d]\nsource = 'beir-dir'\n", "dataset 'd': a beir-dir row needs path"),
-    (OK + "[datasets.d]\nsource = 'embedded'\nfirst_stage = 'dense'\n", "dataset 'd': first_stage must be"),
-    (OK + "[reports]\nx = 1\n", "unknown top-level table(s) reports"),
+    ({"datasets": {"d": {"source": "ftp"}}}, "dataset 'd': source must be one of"),
+    ({"datasets": {"d": {"source": "beir-dir"}}}, "dataset 'd': a beir-dir row needs path"),
+    ({"datasets": {"d": {"source": "embedded", "first_stage": "dense"}}}, "dataset 'd': first_stage must be"),
+    ({"reports": {"x": 1}}, "unknown top-level table(s) reports"),
     # names that become paths
-    ("[experiment]\nname = '..'\n", "experiment.name '..'"),
-    ("[experiment]\nname = '.'\n", "experiment.name '.'"),
-    ("[experiment]\nname = '.hidden'\n", "experiment.name '.hidden'"),
-    ("[experiment]\nname = 'a b'\n", "experiment.name 'a b'"),
+    *(({"experiment": {"name": name}}, f"experiment.name {name!r}") for name in ("..", ".", ".hidden", "a b")),
     # the grid file's own encoding
     ("[experiment]\nname = 'bad'\ndescription = 'caf\xe9'\n".encode("latin-1"), "grid.toml:3: not UTF-8 (byte 0xe9"),
     # rows naming local files that are not there: found at load time, before any cell trains
-    (OK + "[datasets.d]\nsource = 'trec-dir'\npath = '/nonexistent/trec'\n[eval]\ndatasets = ['d']\n",
+    ({"datasets": {"d": {"source": "trec-dir", "path": "/nonexistent/trec"}}, "eval": {"datasets": ["d"]}},
      "dataset 'd': directory '/nonexistent/trec' does not exist"),
-    (OK + "[datasets.t]\nsource = 'beir-dir'\npath = '/nonexistent/beir'\n[train]\ndataset = 't'\n",
+    ({"datasets": {"t": {"source": "beir-dir", "path": "/nonexistent/beir"}}, "train": {"dataset": "t"}},
      "dataset 't': directory '/nonexistent/beir' does not exist"),
-    (OK + "[datasets.r]\nsource = 'embedded'\nsplit = 'test'\nfirst_stage = 'run:/nonexistent/run.txt'\n"
-     "[eval]\ndatasets = ['r']\n", "dataset 'r': run file '/nonexistent/run.txt' does not exist"),
+    ({"datasets": {"r": {"source": "embedded", "split": "test", "first_stage": "run:/nonexistent/run.txt"}},
+      "eval": {"datasets": ["r"]}}, "dataset 'r': run file '/nonexistent/run.txt' does not exist"),
 ]
 
 
-@pytest.mark.parametrize("text, culprit", CASES, ids=[c for _, c in CASES])
-def test_bad_grid_one_line_and_results_untouched(tmp_path, capsys, text, culprit):
+def grid_bytes(case: dict | str | bytes) -> bytes:
+    """A case's grid file: its tables over OK as TOML, or the text or bytes given for a file that is not TOML."""
+    if isinstance(case, dict):
+        return toml_text(merged(OK, case)).encode()
+    return case if isinstance(case, bytes) else case.encode()
+
+
+@pytest.mark.parametrize("case, culprit", CASES, ids=[c for _, c in CASES])
+def test_bad_grid_one_line_and_results_untouched(tmp_path, capsys, case, culprit):
     results = tmp_path / "results"
     finished = results / "bad" / "finished-cell.json"
     finished.parent.mkdir(parents=True)
     finished.write_text(json.dumps(FINISHED))
     before = finished.read_bytes()
     grid = tmp_path / "grid.toml"
-    grid.write_bytes(text if isinstance(text, bytes) else text.encode())
+    grid.write_bytes(grid_bytes(case))
     code = main([str(grid), "--results", str(results), "--no-report"])
     err = capsys.readouterr().err
     assert code == 2
@@ -146,9 +151,11 @@ def write_layout(directory: Path, layout: str, changes: dict[str, str | bytes] |
     return directory
 
 
-def data_grid(data: Path, layout: str) -> str:
-    return (OK + f"[datasets.local]\nsource = '{layout}'\npath = '{data}'\nfirst_stage = 'file'\n"
-            "[train]\ndataset = 'local'\n[eval]\ndatasets = ['local']\n")
+def data_grid(path: Path, data: Path, layout: str) -> Path:
+    """A grid at ``path`` that trains and evaluates on the ``layout`` directory ``data``, writing it."""
+    return write_toml(path, merged(OK, {
+        "datasets": {"local": {"source": layout, "path": str(data), "first_stage": "file"}},
+        "train": {"dataset": "local"}, "eval": {"datasets": ["local"]}}))
 
 
 def listing(root: Path) -> dict[str, bytes]:
@@ -166,8 +173,7 @@ def test_bad_data_file_one_line_naming_file_and_line(tmp_path, capsys, monkeypat
     finished = results / "bad" / "finished-cell.json"
     finished.parent.mkdir(parents=True)
     finished.write_text(json.dumps(FINISHED))
-    grid = tmp_path / "grid.toml"
-    grid.write_text(data_grid(data, layout))
+    grid = data_grid(tmp_path / "grid.toml", data, layout)
     before = listing(tmp_path)
     for force in ([], ["--force"]):  # --force too: a rerun that cannot start never costs the finished record
         code = main([str(grid), "--results", str(results), "--no-report", *force])
@@ -192,15 +198,14 @@ def test_good_layouts_load_and_a_bom_is_not_part_of_the_first_id(tmp_path):
         assert sorted(coll.docs) == ["d1", "d2"] and coll.docs["d1"] == "alpha beta"
         assert coll.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
     grid = tmp_path / "grid.toml"
-    grid.write_bytes((bom + OK).encode())
+    grid.write_bytes((bom + toml_text(OK)).encode())
     from benchmark.config import load_experiment
 
     assert load_experiment(grid).name == "bad"
 
 
 def test_missing_dataset_directory_found_by_dry_run(tmp_path, capsys):
-    grid = tmp_path / "grid.toml"
-    grid.write_text(data_grid(tmp_path / "gone", "trec-dir"))
+    grid = data_grid(tmp_path / "grid.toml", tmp_path / "gone", "trec-dir")
     assert main([str(grid), "--dry-run", "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"dataset 'local': directory '{tmp_path / 'gone'}' does not exist" in err
@@ -216,8 +221,7 @@ def test_missing_dataset_directory_found_by_dry_run(tmp_path, capsys):
 def test_output_directory_that_is_a_file(tmp_path, capsys, monkeypatch, option, culprit):
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     data = write_layout(tmp_path / "data", "trec-dir")
-    grid = tmp_path / "grid.toml"
-    grid.write_text(data_grid(data, "trec-dir"))
+    grid = data_grid(tmp_path / "grid.toml", data, "trec-dir")
     path = tmp_path / "taken"
     path.write_text("keep me")
     others = {"--results": str(tmp_path / "results"), "--reports": str(tmp_path / "reports")}

@@ -8,14 +8,19 @@ import pytest
 
 from benchmark.config import load_experiment, parse_experiment
 from benchmark.errors import BenchError
+from tests_support import write_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _grid(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "grid.toml"
-    path.write_text(text)
-    return path
+def tiny_bert(layers: int = 1) -> dict:
+    """A grid-local BERT backbone row with random weights, ``layers`` deep."""
+    return {"family": "bert", "config": {"hidden_size": 64, "num_hidden_layers": layers, "num_attention_heads": 1,
+                                         "intermediate_size": 64}}
+
+
+def _grid(tmp_path: Path, doc: dict) -> Path:
+    return write_toml(tmp_path / "grid.toml", doc)
 
 
 def test_config_and_rows_load_without_torch():
@@ -68,15 +73,8 @@ def test_precision_list_is_part_of_the_hash():
 
 
 def test_extra_backbone_row_from_toml_only(tmp_path):
-    exp = load_experiment(_grid(tmp_path, """
-[experiment]
-name = "newrow"
-[grid]
-backbone = ["my-bert"]
-[backbones.my-bert]
-family = "bert"
-config = { hidden_size = 64, num_hidden_layers = 1, num_attention_heads = 1, intermediate_size = 64 }
-"""))
+    exp = load_experiment(_grid(tmp_path, {"experiment": {"name": "newrow"}, "grid": {"backbone": ["my-bert"]},
+                                           "backbones": {"my-bert": tiny_bert()}}))
     spec = exp.cells[0].backbone
     assert spec.name == "my-bert" and spec.config["hidden_size"] == 64
     assert exp.cells[0].to_dict()["backbone"]["config"]["num_hidden_layers"] == 1
@@ -87,23 +85,16 @@ def test_missing_grid_file():
         load_experiment("/nonexistent/grid.toml")
 
 
-TEACHER_GRID = """
-[experiment]
-name = "teacher-rows"
-[grid]
-teacher = ["my-ce"]
-[teachers.my-ce]
-kind = "cross-encoder"
-models = ["my-teacher"]
-[backbones.my-teacher]
-family = "bert"
-config = { hidden_size = 64, num_hidden_layers = LAYERS, num_attention_heads = 1, intermediate_size = 64 }
-"""
+def teacher_grid(layers: int) -> dict:
+    """A grid whose only teacher is a cross-encoder over a grid-local backbone row ``layers`` deep."""
+    return {"experiment": {"name": "teacher-rows"}, "grid": {"teacher": ["my-ce"]},
+            "teachers": {"my-ce": {"kind": "cross-encoder", "models": ["my-teacher"]}},
+            "backbones": {"my-teacher": tiny_bert(layers)}}
 
 
 def test_teacher_model_rows_are_in_the_cell_and_its_hash(tmp_path):
-    one = load_experiment(_grid(tmp_path, TEACHER_GRID.replace("LAYERS", "1"))).cells[0]
-    two = load_experiment(_grid(tmp_path, TEACHER_GRID.replace("LAYERS", "2"))).cells[0]
+    one = load_experiment(_grid(tmp_path, teacher_grid(1))).cells[0]
+    two = load_experiment(_grid(tmp_path, teacher_grid(2))).cells[0]
     assert one.teacher_models["my-teacher"].config["num_hidden_layers"] == 1  # the grid-local row, resolved
     assert one.to_dict()["teacher_models"]["my-teacher"]["config"]["num_hidden_layers"] == 1
     assert one.backbone == two.backbone and one.teacher == two.teacher  # only the teacher's model row changed
@@ -128,33 +119,28 @@ def test_report_settings_reach_every_cell_but_not_the_hash():
 
 
 def test_recipes_fix_their_own_train_fields(tmp_path):
-    """A recipe's train.<field> values (TOML dotted keys in an inline table) override [train] for its cells only."""
-    exp = load_experiment(_grid(tmp_path, """
-[experiment]
-name = "recipes"
-[grid]
-recipe = [
-  { objective = "margin-mse", teacher = "labels", train.group_size = 2, train.batch_size = 32 },
-  { objective = "infonce", teacher = "labels" },
-]
-seed = [0, 1]
-[train]
-group_size = 8
-batch_size = 4
-"""))
+    """A recipe's train.<field> values (a ``train`` table inside the recipe) override [train] for its cells only."""
+    exp = load_experiment(_grid(tmp_path, {
+        "experiment": {"name": "recipes"},
+        "grid": {"recipe": [
+            {"objective": "margin-mse", "teacher": "labels", "train": {"group_size": 2, "batch_size": 32}},
+            {"objective": "infonce", "teacher": "labels"},
+        ], "seed": [0, 1]},
+        "train": {"group_size": 8, "batch_size": 4},
+    }))
     shapes = sorted((c.objective, c.seed, c.train.group_size, c.train.batch_size) for c in exp.cells)
     assert shapes == [("infonce", 0, 8, 4), ("infonce", 1, 8, 4), ("margin-mse", 0, 2, 32), ("margin-mse", 1, 2, 32)]
     assert len({c.cell_id for c in exp.cells}) == 4
 
 
 @pytest.mark.parametrize("recipe, culprit", [
-    ('{ objective = "bce", teacher = "labels", train.no_such_field = 1 }', "train.no_such_field"),
-    ('{ objective = "bce", teacher = "labels", lr = 1e-5 }', "'lr'"),
-    ('{ objective = "bce" }', "recipe[0]"),
+    ({"objective": "bce", "teacher": "labels", "train": {"no_such_field": 1}}, "train.no_such_field"),
+    ({"objective": "bce", "teacher": "labels", "lr": 1e-5}, "'lr'"),
+    ({"objective": "bce"}, "recipe[0]"),
 ])
 def test_bad_recipe_keys_are_one_line_errors(tmp_path, recipe, culprit):
     with pytest.raises(BenchError) as err:
-        load_experiment(_grid(tmp_path, f'[experiment]\nname = "x"\n[grid]\nrecipe = [{recipe}]\n'))
+        load_experiment(_grid(tmp_path, {"experiment": {"name": "x"}, "grid": {"recipe": [recipe]}}))
     assert culprit in str(err.value) and "\n" not in str(err.value)
 
 
@@ -172,7 +158,7 @@ def test_bad_recipe_keys_are_one_line_errors(tmp_path, recipe, culprit):
 ])
 def test_paper_backbone_rows_resolve_in_a_grid(tmp_path, name, hub, family, token_type_ids, max_length):
     """The seed paper's backbones are registry rows a grid can name (hub ids as in the authors' grid files)."""
-    exp = load_experiment(_grid(tmp_path, f'[experiment]\nname = "x"\n[grid]\nbackbone = ["{name}"]\n'))
+    exp = load_experiment(_grid(tmp_path, {"experiment": {"name": "x"}, "grid": {"backbone": [name]}}))
     row = exp.cells[0].backbone
     assert (row.checkpoint, row.tokenizer, row.family, row.token_type_ids, row.max_length) == (
         hub, hub, family, token_type_ids, max_length)

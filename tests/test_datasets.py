@@ -14,6 +14,7 @@ from benchmark.datasets import fold_passages, load_collection
 from benchmark.embedded import generate
 from benchmark.errors import BenchError
 from benchmark.firststage import read_trec_run
+from tests_support import write_toml
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -126,14 +127,13 @@ def test_real_benchmark_rows_use_ir_datasets_ids():
         assert dataset_id in ir_datasets.registry, dataset_id
 
 
-def test_maxp_folds_windows_back_to_documents():
-    from benchmark.collection import Collection
-
-    coll = Collection("long", {"q": "x"}, {"d": " ".join(f"w{i}" for i in range(10))}, {"q": {"d": 1}},
-                      {"q": {"d": 1.0}})
-    from benchmark.datasets import _maxp
-
-    split = _maxp(coll, DatasetSpec("long", "embedded", passages="maxp", window=4, stride=3))
+def test_maxp_folds_windows_back_to_documents(tmp_path):
+    """A ten-word document in a TREC-layout directory, loaded as MaxP windows of 4 words every 3."""
+    for name, text in {"docs.jsonl": json.dumps({"doc_id": "d", "text": " ".join(f"w{i}" for i in range(10))}) + "\n",
+                       "queries.tsv": "q\tx\n", "qrels.txt": "q 0 d 1\n", "run.txt": "q Q0 d 1 1.0 file\n"}.items():
+        (tmp_path / name).write_text(text)
+    split = load_collection(DatasetSpec("long", "trec-dir", path=str(tmp_path), first_stage="file", passages="maxp",
+                                        window=4, stride=3))
     assert sorted(split.docs) == ["d#0", "d#1", "d#2"] and split.docs["d#1"] == "w3 w4 w5 w6"
     assert fold_passages({"q": {"d#0": 0.1, "d#1": 0.7, "d#2": 0.3}}, split) == {"q": {"d": 0.7}}
 
@@ -146,13 +146,12 @@ def _run_isolated(code: str, home, timeout: int = 300) -> subprocess.CompletedPr
 
 
 def test_offline_ir_datasets_id_fails_in_one_line(tmp_path):
-    proc = _run_isolated("""
+    grid = write_toml(tmp_path / "g.toml", {"experiment": {"name": "x"}, "eval": {"datasets": ["beir-scifact"]}})
+    proc = _run_isolated(f"""
         from benchmark.cli import main
         import sys
-        open("g.toml", "w").write('[experiment]\\nname = "x"\\n[eval]\\ndatasets = ["beir-scifact"]\\n')
-        sys.exit(main(["g.toml", "--results", "r", "--no-report"]))
-    """.replace('"g.toml"', repr(str(tmp_path / "g.toml"))).replace('"r"', repr(str(tmp_path / "r"))),
-        tmp_path / "empty-home")
+        sys.exit(main([{str(grid)!r}, "--results", {str(tmp_path / "r")!r}, "--no-report"]))
+    """, tmp_path / "empty-home")
     assert proc.returncode == 1, proc.stderr
     record = json.loads(next((tmp_path / "r" / "x").glob("*.json")).read_text())
     assert record["status"] == "failed"

@@ -12,7 +12,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.config import load_experiment
 from benchmark.results import load_records, read_record, write_record
-from tests_support import TINY_GRID
+from tests_support import BAD_VOCAB_BACKBONE, TINY_GRID, merged, write_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("grid")
-    grid = root / "tiny.toml"
-    grid.write_text(TINY_GRID)
+    grid = write_toml(root / "tiny.toml", TINY_GRID)
     proc = subprocess.run([sys.executable, str(ROOT / "run_grid.py"), str(grid), "--results", str(root / "results"),
                            "--reports", str(root / "reports")], capture_output=True, text=True, cwd=root,
                           timeout=900)
@@ -97,13 +96,10 @@ def test_record_round_trip(tmp_path, tiny_run):
 
 
 def test_failing_cell_writes_failure_record_and_grid_goes_on(tmp_path, capsys):
-    grid = tmp_path / "g.toml"
-    grid.write_text(TINY_GRID.replace('name = "tiny"', 'name = "broken"')
-                    .replace('backbone = ["bert-tiny", "modernbert-tiny"]', 'backbone = ["bert-tiny", "bad-vocab"]')
-                    .replace('objective = ["bce", "margin-mse"]', 'objective = ["bce"]')
-                    .replace('teacher = ["labels", "tiny-ce"]', 'teacher = ["labels"]')
-                    + '\n[backbones.bad-vocab]\nfamily = "bert"\nconfig = { vocab_size = 10, hidden_size = 32, '
-                      'num_hidden_layers = 1, num_attention_heads = 1, intermediate_size = 32 }\n')
+    grid = write_toml(tmp_path / "g.toml", merged(TINY_GRID, {
+        "experiment": {"name": "broken"},
+        "grid": {"backbone": ["bert-tiny", "bad-vocab"], "objective": ["bce"], "teacher": ["labels"]},
+        "backbones": {"bad-vocab": BAD_VOCAB_BACKBONE}}))
     code = main([str(grid), "--results", str(tmp_path / "r"), "--no-report"])
     out = capsys.readouterr().out
     assert code == 1

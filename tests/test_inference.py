@@ -224,10 +224,9 @@ def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_p
     from benchmark.config import load_experiment
     from benchmark.grid import load
     from benchmark.losses import get_objective
-    from tests_support import TINY_GRID
+    from tests_support import TINY_GRID, write_toml
 
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_GRID)
+    path = write_toml(tmp_path / "tiny.toml", TINY_GRID)
     cell = next(c for c in load_experiment(path).cells if c.backbone.name == "bert-tiny")
     spec = cell.backbone
     spec = dataclasses.replace(spec, config={**spec.config, "hidden_dropout_prob": 0.0})

@@ -18,6 +18,7 @@ from benchmark.dataset_rows import DatasetSpec
 from benchmark.datasets import load_collection
 from benchmark.results import FAILED_RERUN, record_path, scan_results, write_record
 from test_bad_inputs import FINISHED, TREC, data_grid, listing, write_layout
+from tests_support import write_toml
 
 
 @pytest.fixture
@@ -26,8 +27,7 @@ def cell_setup(tmp_path, monkeypatch):
     grid._collection.cache_clear()
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     data = write_layout(tmp_path / "data", "trec-dir")
-    path = tmp_path / "grid.toml"
-    path.write_text(data_grid(data, "trec-dir"))
+    path = data_grid(tmp_path / "grid.toml", data, "trec-dir")
     cell = load_experiment(path).cells[0]
     results = tmp_path / "results"
     finished = {**FINISHED, "cell_id": cell.cell_id, "config_hash": cell.config_hash, "axes": cell.axes,
@@ -159,10 +159,9 @@ def test_path_like_names_stay_inside_their_roots(tmp_path, monkeypatch):
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(data)]
     assert written and all(p.is_relative_to(cache / "runs") and p.name.startswith("bm25-x-ESCAPED-set-")
                            for p in written), written
-    text = ("[experiment]\nname = 'paths'\n[backbones.\"../../evil/b\"]\nfamily = 'bert'\n"
-            "[grid]\nbackbone = ['../../evil/b']\n")
-    (tmp_path / "g.toml").write_text(text)
-    cell = load_experiment(tmp_path / "g.toml").cells[0]
+    doc = {"experiment": {"name": "paths"}, "backbones": {"../../evil/b": {"family": "bert"}},
+           "grid": {"backbone": ["../../evil/b"]}}
+    cell = load_experiment(write_toml(tmp_path / "g.toml", doc)).cells[0]
     assert cell.cell_id.startswith("evil-b__") and "/" not in cell.cell_id
     assert record_path(tmp_path / "r", "paths", cell.cell_id).parent == tmp_path / "r" / "paths"
     with pytest.raises(BenchError, match="is not a safe file name"):

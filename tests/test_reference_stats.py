@@ -181,11 +181,11 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     from benchmark.firststage import cut
     from benchmark.grid import load, reference_metrics
     from benchmark.teaching import TeacherContext
-    from tests_support import TINY_GRID
+    from tests_support import TINY_GRID, write_toml
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "tiny.toml").write_text(TINY_GRID)
-    cell = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "tiny-ce")
+    exp = load_experiment(write_toml(tmp_path / "tiny.toml", TINY_GRID))
+    cell = next(c for c in exp.cells if c.teacher.name == "tiny-ce")
     data = load(cell, "tiny-test")
     relevant = {(data.queries[q], data.docs[d]) for q, docs in data.qrels.items() for d, g in docs.items() if g > 0}
     asked = []

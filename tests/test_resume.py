@@ -11,16 +11,14 @@ import pytest
 
 from benchmark.config import load_experiment
 from benchmark.results import load_records, read_record
-from tests_support import TINY_GRID
+from tests_support import TINY_GRID, merged, write_toml
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELS_ONLY = TINY_GRID.replace('teacher = ["labels", "tiny-ce"]', 'teacher = ["labels"]')
+LABELS_ONLY = merged(TINY_GRID, {"grid": {"teacher": ["labels"]}})
 
 
-def _grid(tmp_path, name, text=LABELS_ONLY):
-    path = tmp_path / f"{name}.toml"
-    path.write_text(text.replace('name = "tiny"', f'name = "{name}"'))
-    return path
+def _grid(tmp_path, name, doc=LABELS_ONLY):
+    return write_toml(tmp_path / f"{name}.toml", merged(doc, {"experiment": {"name": name}}))
 
 
 def test_kill_9_mid_grid_then_resume(tmp_path):
@@ -69,9 +67,9 @@ def test_ray_executor_matches_local(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'rerank-distill-bench[ray]')")
     from benchmark.grid import run_grid
 
-    text = LABELS_ONLY.replace('backbone = ["bert-tiny", "modernbert-tiny"]', 'backbone = ["bert-tiny"]')
-    exp_local = load_experiment(_grid(tmp_path, "local", text))
-    exp_ray = load_experiment(_grid(tmp_path, "viaray", text))
+    doc = merged(LABELS_ONLY, {"grid": {"backbone": ["bert-tiny"]}})
+    exp_local = load_experiment(_grid(tmp_path, "local", doc))
+    exp_ray = load_experiment(_grid(tmp_path, "viaray", doc))
     run_grid(exp_local, tmp_path / "r", echo=lambda _: None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k in ("RDB_CACHE", "HF_HUB_OFFLINE")}})

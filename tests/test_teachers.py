@@ -218,11 +218,10 @@ def test_shipped_llm_ranking_example_covers_the_embedded_training_queries():
 
 def _tiny_cell(tmp_path):
     from benchmark.config import load_experiment
-    from tests_support import TINY_GRID
+    from tests_support import TINY_GRID, write_toml
 
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY_GRID)
-    return next(c for c in load_experiment(path).cells if c.backbone.name == "bert-tiny")
+    exp = load_experiment(write_toml(tmp_path / "tiny.toml", TINY_GRID))
+    return next(c for c in exp.cells if c.backbone.name == "bert-tiny")
 
 
 def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):

@@ -12,26 +12,18 @@ from benchmark.errors import BenchError
 from benchmark.grid import load, run_cell, validator
 from benchmark.losses import get_objective
 from benchmark.models import build_cross_encoder
-from tests_support import TINY_GRID
+from tests_support import TINY_GRID, embedded_row, merged, write_toml
 
-VALIDATED_GRID = TINY_GRID.replace('teacher = ["labels", "tiny-ce"]', 'teacher = ["labels"]').replace(
-    'backbone = ["bert-tiny", "modernbert-tiny"]', 'backbone = ["bert-tiny"]').replace(
-    'objective = ["bce", "margin-mse"]', 'objective = ["infonce"]').replace(
-    "max_length = 64\n", "max_length = 64\nmax_steps = 4\nvalidate_every = 2\nvalidation_dataset = \"tiny-dev\"\n"
-    "validation_top_k = 10\n") + """
-[datasets.tiny-dev]
-source = "embedded"
-split = "dev"
-first_stage = "file"
-max_queries = 6
-top_k = 20
-"""
+VALIDATED_GRID = merged(TINY_GRID, {
+    "grid": {"backbone": ["bert-tiny"], "objective": ["infonce"], "teacher": ["labels"]},
+    "train": {"max_steps": 4, "validate_every": 2, "validation_dataset": "tiny-dev", "validation_top_k": 10},
+    "datasets": {"tiny-dev": embedded_row("dev", 6, top_k=20)},
+})
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    path = tmp_path_factory.mktemp("grid") / "tiny.toml"
-    path.write_text(VALIDATED_GRID)
+    path = write_toml(tmp_path_factory.mktemp("grid") / "tiny.toml", VALIDATED_GRID)
     cell = load_experiment(path).cells[0]
     data = load(cell, cell.train.dataset)  # 24 training queries, batch 8: 3 steps an epoch
     return cell, data
