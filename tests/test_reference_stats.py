@@ -178,7 +178,7 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     from benchmark.config import load_experiment
     from benchmark.evaluation import evaluate
     from benchmark.firststage import cut
-    from benchmark.grid import load, reference_metrics
+    from benchmark.cell import load, reference_metrics
     from benchmark.teachers import TeacherContext
     from tests_support import TINY_GRID
 

@@ -48,7 +48,7 @@ def test_oom_retries_once_with_half_the_micro_batch(tmp_path, monkeypatch):
     import torch
 
     import benchmark.training as training
-    from benchmark.grid import run_cell
+    from benchmark.cell import run_cell
 
     real, calls = training.train_model, []
 
@@ -94,7 +94,7 @@ def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, monk
 
     import benchmark.training as training
     from benchmark.backbones import build_cross_encoder
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.objectives import get_objective
 
     cell = load_experiment(_grid(tmp_path, "ckpt")).cells[0]
@@ -135,7 +135,7 @@ def test_resumed_training_keeps_the_best_step_so_far(tmp_path, monkeypatch):
 
     import benchmark.training as training
     from benchmark.backbones import build_cross_encoder
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.objectives import get_objective
 
     cell = load_experiment(_grid(tmp_path, "best")).cells[0]

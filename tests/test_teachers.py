@@ -219,7 +219,7 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
     import dataclasses
 
     from benchmark.backbones import build_cross_encoder
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.training import negative_pool, student_pairs, train_model, training_qids
 
     cell = _tiny_cell(tmp_path)
@@ -244,7 +244,7 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
 
 def test_teacher_scores_only_the_pairs_its_cache_lacks(tmp_path, monkeypatch):
     from benchmark.backbones import get_backbone
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.teachers import _cached_scores
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))

@@ -10,7 +10,7 @@ import benchmark.training as training
 from benchmark.backbones import build_cross_encoder
 from benchmark.config import TrainConfig, load_experiment
 from benchmark.errors import BenchError
-from benchmark.grid import load, run_cell, validator
+from benchmark.cell import load, run_cell, validator
 from benchmark.objectives import get_objective
 from tests_support import TINY_GRID
 
