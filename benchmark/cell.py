@@ -27,7 +27,7 @@ from .collection import Collection, Run
 from .config import DEFAULT_PRECISION, CellConfig
 from .datasets import DatasetSpec, fold_passages, load_collection
 from .errors import BenchError
-from .evaluation import FIRST_STAGE_RECALL, MEASURES, dataset_measures, evaluate, random_order
+from .evaluation import FIRST_STAGE_RECALL, dataset_measures, evaluate, random_order
 from .firststage import cut
 from .hardware import git_sha, hardware_info, library_versions
 from .inference import Reranker
@@ -207,13 +207,15 @@ def reference_metrics(cell: CellConfig, ctx: TeacherContext | None, data: Collec
                       qids: list[str]) -> dict[str, Any]:
     """What a student is read against on one eval set (``data`` holds the candidates it reranks): those candidates in
     random order (``random_order``) and, for a model teacher of a trained cell (``ctx`` is None for an eval-only
-    one), the teacher's own reranking of them (``teacher``: its measures and per-query values)."""
+    one), the teacher's own reranking of them (``teacher``: the measures the student gets on that set, and per-query
+    values)."""
     candidates = {q: data.ranked(q) for q in qids}
     out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),
                                                         name=data.name)}
     run = None if ctx is None else teacher_run(cell.teacher, ctx, data, candidates)
     if run is not None:
-        agg, per_q = evaluate(fold_passages(run, data), data.qrels, MEASURES, name=f"{data.name} teacher")
+        agg, per_q = evaluate(fold_passages(run, data), data.qrels, measures_of(cell, data.name),
+                              name=f"{data.name} teacher")
         out["teacher"] = {"name": cell.teacher.name, **agg, "per_query": per_q}
     return out
 
