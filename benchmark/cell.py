@@ -23,7 +23,7 @@ import torch
 from . import training
 from .artifacts import CellOutputs, model_card, should_save_model
 from .backbones import build_cross_encoder
-from .collection import Collection, Run
+from .collection import Collection
 from .config import DEFAULT_PRECISION, CellConfig
 from .datasets import DatasetSpec, fold_passages, load_collection
 from .errors import BenchError
@@ -49,7 +49,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
         model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
 
     reranker = cell_reranker(model, tokenizer, cell)
-    evaluated = [rerank_and_measure(cell, name, reranker, ctx) for name in cell.eval.datasets]
+    evaluated = [rerank_and_measure(cell, name, reranker, ctx, outputs) for name in cell.eval.datasets]
     latency = measure_all_latency(model, tokenizer, cell, *latency_inputs(cell, evaluated[0]))
 
     record = {
@@ -59,7 +59,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
         "latency": latency, "train": train, "provenance": provenance(started),
     }
     if outputs is not None:
-        stage_outputs(record, cell, evaluated, outputs, model, tokenizer)
+        record["runs"] = {e.name: e.run for e in evaluated}
+        stage_student(record, cell, outputs, model, tokenizer)
     return record
 
 
@@ -172,35 +173,44 @@ def validator(cell: CellConfig, tokenizer) -> Callable[[Any], float] | None:
 
 @dataclass(frozen=True)
 class Evaluated:
-    """One eval set after reranking: its record entries, the run it evaluated, and what the latency pass reuses."""
+    """One eval set after reranking: its record entries and, with outputs, where its reranked run is staged (the run
+    itself is not kept: a cell's eval sets are reranked one after another in flat memory)."""
 
     name: str
     metrics: dict[str, Any]
     per_query: dict[str, Any]
-    reranked: Run  # after MaxP folding: the run the metrics are of
-    view: Collection  # the collection holding the reranked candidates (the rerank depth's cut)
-    qids: list[str]
+    run: dict[str, Any] | None  # the record's ``runs`` entry
 
 
-def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: TeacherContext | None) -> Evaluated:
-    """Rerank the top-``eval.top_k`` of eval set ``name`` and measure it against its first stage, the random order
-    of the same candidates and (a trained cell's model teacher) the teacher's own reranking."""
-    data, spec = load(cell, name), cell.datasets[name]
+def rerank_candidates(cell: CellConfig, name: str) -> tuple[Collection, list[str], Collection]:
+    """(collection, judged queries, view): ``view`` holds the top-``eval.top_k`` of each judged query, cut with the
+    same tie-safe cut as the first stage's own depth: the candidates the student reranks."""
+    data = load(cell, name)
     qids = judged_queries(data, f"eval dataset {name!r}")
-    # The rerank depth goes through the same tie-safe cut as the first stage's own depth.
-    candidates = cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}")
-    view = dataclasses.replace(data, run=candidates)
-    measures = measures_of(cell, name)
+    view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}"))
+    return data, qids, view
+
+
+def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: TeacherContext | None,
+                       outputs: CellOutputs | None) -> Evaluated:
+    """Rerank the candidates of eval set ``name`` and measure the run against its first stage, the random order of
+    the same candidates and (a trained cell's model teacher) the teacher's own reranking; with ``outputs``, stage
+    the run beside the first stage whose top-k it reranked."""
+    data, qids, view = rerank_candidates(cell, name)
+    spec, measures = cell.datasets[name], measures_of(cell, name)
     first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
     reranked = fold_passages(reranker.rerank(view, qids, k=None), data)
     agg, per_q = evaluate(reranked, data.qrels, measures, name=name)
     fs_agg, _ = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)), name=f"{name} first stage")
-    sizes = [len(c) for c in candidates.values()]
+    sizes = [len(c) for c in view.run.values()]
     metrics = {**agg, "first_stage": fs_agg, "n_queries": len(qids), "first_stage_info": {
         "name": spec.first_stage_name, "first_stage": spec.first_stage, "depth": spec.top_k,
         "rerank_depth": cell.eval.top_k, "reranked_max": max(sizes), "reranked_mean": sum(sizes) / len(sizes),
         "measures": list(measures)}, **reference_metrics(cell, ctx, view, qids)}
-    return Evaluated(name, metrics, per_q, reranked, view, qids)
+    run = None if outputs is None else {
+        "reranked": outputs.stage_run(name, reranked, tag=cell.cell_id), "first_stage": spec.first_stage,
+        "first_stage_name": spec.first_stage_name, "rerank_depth": cell.eval.top_k}
+    return Evaluated(name, metrics, per_q, run)
 
 
 def reference_metrics(cell: CellConfig, ctx: TeacherContext | None, data: Collection,
@@ -223,10 +233,9 @@ def reference_metrics(cell: CellConfig, ctx: TeacherContext | None, data: Collec
 def latency_inputs(cell: CellConfig, first: Evaluated) -> tuple[list[tuple[str, list[str]]], QualityCheck]:
     """Latency is timed on the first eval set's candidate lists (the ones its quality was measured on); the
     precision rows are scored on that set too."""
-    data = load(cell, first.name)
-    lists = [(data.queries[q], [data.docs[d] for d in first.view.ranked(q)])
-             for q in first.qids[:cell.eval.latency_queries]]
-    return lists, precision_quality(first.name, first.metrics["nDCG@10"], first.view, data, first.qids)
+    data, qids, view = rerank_candidates(cell, first.name)
+    lists = [(data.queries[q], [data.docs[d] for d in view.ranked(q)]) for q in qids[:cell.eval.latency_queries]]
+    return lists, precision_quality(first.name, first.metrics["nDCG@10"], view, data, qids)
 
 
 def precision_quality(name: str, fp32_ndcg: float, view: Collection, data: Collection, qids: list[str]):
@@ -261,16 +270,9 @@ def provenance(started: str) -> dict[str, Any]:
             "hardware": hardware_info(), "started": started, "finished": now()}
 
 
-def stage_outputs(record: dict[str, Any], cell: CellConfig, evaluated: list[Evaluated], outputs: CellOutputs,
-                  model, tokenizer) -> None:
-    """Stage each evaluated run (and the first stage whose top-k it reranked) and, by ``should_save_model``, the
-    student with its model card; the record names them under ``runs`` and ``model``."""
-    runs = {e.name: {"reranked": outputs.stage_run(e.name, e.reranked, tag=cell.cell_id),
-                     "first_stage": cell.datasets[e.name].first_stage,
-                     "first_stage_name": cell.datasets[e.name].first_stage_name, "rerank_depth": cell.eval.top_k}
-            for e in evaluated}
-    record["runs"] = runs
+def stage_student(record: dict[str, Any], cell: CellConfig, outputs: CellOutputs, model, tokenizer) -> None:
+    """By ``should_save_model``, stage the student with its model card; the record names it under ``model``."""
     if should_save_model(cell):
         record["model"] = outputs.stage_model(
             model, tokenizer, max_length=scoring_max_length(cell), token_type_ids=cell.backbone.token_type_ids,
-            card=model_card(record, cell, {d: r["reranked"] for d, r in runs.items()}))
+            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}))
