@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# Each subcommand imports its own stack when it runs: ``report`` needs no torch, and ``--help`` or a bad argument
+# answers without loading either.
 def _report(results: Path, out: Path, **options) -> int:
     from .report import render_report
 
@@ -75,14 +77,13 @@ def _report(results: Path, out: Path, **options) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
+    from .dryrun import describe_grid
     from .grid import check_inputs, missing_inputs, run_grid
     from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
     only = _parse_only(args.only)
     if args.dry_run:
-        from .dryrun import describe_grid
-
         print(describe_grid(experiment, Path(args.results), only=only))
         for line in missing_inputs(experiment):  # the listing stands; then what a run would refuse, a line each
             print(f"missing: {line}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .cell import measures_of, scoring_max_length
 from .config import CellConfig, Experiment
 from .grid import cell_state, select_cells
 
@@ -55,7 +56,7 @@ def estimate_gpu_hours(cell: CellConfig) -> float:
     top-``validation_top_k`` and each eval set's top-``top_k``."""
     params = (cell.backbone.params_m or 110) * 1e6
     tokens = cell.train.max_length
-    score_tokens = cell.eval.max_length or tokens
+    score_tokens = scoring_max_length(cell)
     steps = training_steps(cell)
     train_flops = 6 * params * tokens * steps * cell.train.batch_size * pairs_per_group(cell)
     val_flops = (2 * params * score_tokens * _queries(cell, cell.train.validation_dataset)
@@ -73,14 +74,12 @@ def needs(cell: CellConfig) -> list[str]:
 
 def evaluation_protocol(cell: CellConfig) -> list[str]:
     """Per eval dataset: its first stage (label and source), first-stage depth, rerank depth and measures."""
-    from .evaluation import dataset_measures
-
     lines = []
     for name in cell.eval.datasets:
         spec = cell.datasets[name]
         label = spec.first_stage_name + ("" if spec.first_stage_name == spec.first_stage else f" ({spec.first_stage})")
         lines.append(f"{name}: first stage {label} top-{spec.top_k}, rerank top-{cell.eval.top_k}, "
-                     f"measures {' '.join(dataset_measures(spec.measures, cell.eval.measures))}")
+                     f"measures {' '.join(measures_of(cell, name))}")
     return lines
 
 

@@ -59,6 +59,11 @@ FAILED_RERUN = ".failed.json"
 REQUIRED_AXES = ("backbone", "objective", "teacher", "seed")  # every grid cell has them; reports group by them
 
 
+def axes_label(axes: dict[str, Any]) -> str:
+    """A record's (or cell's) axis values as one label, in axis order: ``bert-tiny · bce · labels · 0``."""
+    return " · ".join(str(v) for v in axes.values())
+
+
 def record_path(results_dir: Path, experiment: str, cell_id: str, suffix: str = ".json") -> Path:
     """``<results_dir>/<experiment>/<cell_id><suffix>``; names that are not safe path components are refused."""
     for what, name in (("experiment", experiment), ("cell id", cell_id)):

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark import cell as cell_module
 from benchmark import grid
 from benchmark.artifacts import save_student, should_save_model
 from benchmark.backbones import get_backbone
+from benchmark.cell import load
 from benchmark.config import parse_experiment
 from benchmark.errors import BenchError
-from benchmark.grid import load
 from benchmark.inference import Reranker
 from benchmark.inputs import read_toml
 from benchmark.models import build_cross_encoder
@@ -90,7 +91,7 @@ def run(experiment_, results):
 def trained(tmp_path_factory):
     """One bert-tiny cell trained for an epoch with ``save_model = true``, written under a results directory."""
     tmp = tmp_path_factory.mktemp("trained")
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     results = tmp / "results"
     cell, rec = run(experiment(tmp, save_model=True), results)
     return tmp, results, cell, rec
@@ -179,9 +180,9 @@ def test_a_failed_cell_leaves_no_half_model_and_keeps_the_previous_files(trained
 
 
 def test_a_new_cell_that_fails_leaves_neither_runs_nor_model(tmp_path, monkeypatch):
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     cell = experiment(tmp_path, save_model=True).cells[0]
-    monkeypatch.setattr(grid, "measure_all_latency", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    monkeypatch.setattr(cell_module, "measure_all_latency", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     rec = grid.execute_cell(cell, str(tmp_path / "results"))
     assert rec["status"] == "failed" and "boom" in rec["error"]["message"]
     names = sorted(p.name for p in (tmp_path / "results" / cell.experiment).iterdir())

@@ -164,9 +164,9 @@ def listing(root: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("layout, name, content, culprit", DATA_CASES, ids=[c for *_, c in DATA_CASES])
 def test_bad_data_file_one_line_naming_file_and_line(tmp_path, capsys, monkeypatch, layout, name, content, culprit):
-    from benchmark import grid as grid_module
+    from benchmark import cell as cell_module
 
-    grid_module._collection.cache_clear()
+    cell_module._collection.cache_clear()
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     data = write_layout(tmp_path / "data", layout, {name: content})
     results = tmp_path / "results"

@@ -222,7 +222,7 @@ def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_p
 
     from benchmark import training
     from benchmark.config import load_experiment
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.losses import get_objective
     from tests_support import TINY_GRID, write_toml
 

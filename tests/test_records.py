@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import save_file
 import torch
 
+from benchmark import cell as cell_module
 from benchmark import grid
 from benchmark.cli import main
 from benchmark.config import load_experiment
@@ -24,7 +25,7 @@ from tests_support import write_toml
 @pytest.fixture
 def cell_setup(tmp_path, monkeypatch):
     """A one-cell grid over a local TREC-layout directory (its own run file: no BM25), and a finished record of it."""
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
     data = write_layout(tmp_path / "data", "trec-dir")
     path = data_grid(tmp_path / "grid.toml", data, "trec-dir")
@@ -39,7 +40,7 @@ def test_failed_rerun_is_written_beside_the_finished_record(cell_setup):
     data, _, cell, results, ok = cell_setup
     before = ok.read_bytes()
     (data / "docs.jsonl").write_text('{"doc_id": "d1", "text": "alpha"}\n{"doc_id": "d1", "text": "beta"}\n')
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     rec = grid.execute_cell(cell, str(results))
     assert rec["status"] == "failed" and "docs.jsonl:2: duplicate doc id 'd1'" in rec["error"]["message"]
     assert ok.read_bytes() == before
@@ -60,7 +61,7 @@ def test_record_write_error_is_one_line_and_does_not_raise(cell_setup, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("benchmark.results.os.replace", full_disk)
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     rec = grid.execute_cell(cell, str(results))
     assert rec["status"] == "failed"
     assert rec["error"]["message"] == (f"cannot write record '{record_path(results, cell.experiment, cell.cell_id)}'"
@@ -80,7 +81,7 @@ def test_unreadable_checkpoint_is_said_in_one_line_and_removed(cell_setup, capsy
     problem = grid.checkpoint_problem(ckpt)
     assert problem.startswith("model.safetensors: ")
     (data / "queries.tsv").write_text("q1 alpha\n")  # stop the cell right after the check, before training
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     grid.execute_cell(cell, str(results))
     err = capsys.readouterr().err
     assert err == f"{cell.cell_id}: checkpoint {ckpt} is unreadable ({problem}); starting the cell over\n"
@@ -91,7 +92,7 @@ def test_changed_data_makes_a_finished_cell_stale(cell_setup, capsys):
     data, grid_file, cell, results, ok = cell_setup
     assert grid.cell_state(results, cell) == ("done", "")
     (data / "docs.jsonl").write_text(TREC["docs.jsonl"].replace("gamma delta", "gamma epsilon"))
-    grid._collection.cache_clear()
+    cell_module._collection.cache_clear()
     state, why = grid.cell_state(results, cell)
     assert state == "stale" and why == "data of local changed since its record was written: rerunning"
     # a record written before data hashes were recorded cannot be compared: still done

@@ -179,7 +179,7 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     from benchmark.config import load_experiment
     from benchmark.evaluation import evaluate
     from benchmark.firststage import cut
-    from benchmark.grid import load, reference_metrics
+    from benchmark.cell import load, reference_metrics
     from benchmark.teaching import TeacherContext
     from tests_support import TINY_GRID, write_toml
 
@@ -207,6 +207,42 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     assert reference_metrics(cell, ctx, view, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
     labels = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "labels")
     assert "teacher" not in reference_metrics(labels, ctx, data, qids)  # no model teacher: no teacher row
+
+
+def test_teacher_row_is_measured_with_the_datasets_official_measures(tmp_path, monkeypatch):
+    """The teacher's row on an eval set gets that dataset row's measures (and eval.measures), as the student does,
+    not a fixed pair: here P@5 and R@10 of an oracle teacher, whose values ir_measures gives on the ideal ranking."""
+    import tomllib
+
+    import ir_measures
+
+    import benchmark.teachers as teachers
+    from benchmark.cell import load, reference_metrics
+    from benchmark.config import parse_experiment
+    from benchmark.firststage import cut
+    from benchmark.teachers import TeacherContext
+    from tests_support import TINY_GRID
+
+    monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
+    doc = tomllib.loads(TINY_GRID)
+    doc["datasets"]["tiny-test"]["measures"] = ["P@5"]
+    doc["eval"]["measures"] = ["R@10"]
+    cell = next(c for c in parse_experiment(doc).cells if c.teacher.name == "tiny-ce")
+    data = load(cell, "tiny-test")
+    relevant = {(data.queries[q], data.docs[d]) for q, docs in data.qrels.items() for d, g in docs.items() if g > 0}
+    monkeypatch.setattr(teachers, "_cross_encoder_scores", lambda spec, ctx, backbone, queries, docs:
+                        [float((q, d) in relevant) for q, d in zip(queries, docs)])
+    ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
+    qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
+    view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, "tiny-test"))
+    teacher = reference_metrics(cell, ctx, view, qids)["teacher"]
+    ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in view.ranked(q)} for q in qids}
+    expected = ir_measures.calc_aggregate([ir_measures.parse_measure(m) for m in ("nDCG@10", "P@5", "R@10")],
+                                          data.qrels, ideal)
+    assert set(teacher) == {"name", "per_query", "nDCG@10", "P@5", "R@10"}  # no RR@10: the row does not list it
+    assert set(teacher["per_query"]) == {"nDCG@10", "P@5", "R@10"}
+    for name, value in expected.items():
+        assert teacher[str(name)] == pytest.approx(value)
 
 
 def test_convergence_names_the_cells_still_improving_at_their_last_validation():

@@ -46,7 +46,7 @@ def test_oom_retries_once_with_half_the_micro_batch(tmp_path, monkeypatch):
     import torch
 
     import benchmark.training as training
-    from benchmark.grid import run_cell
+    from benchmark.cell import run_cell
 
     real, calls = training.train_model, []
 
@@ -91,7 +91,7 @@ def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, monk
     import torch
 
     import benchmark.training as training
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.losses import get_objective
     from benchmark.models import build_cross_encoder
 
@@ -132,7 +132,7 @@ def test_resumed_training_keeps_the_best_step_so_far(tmp_path, monkeypatch):
     import torch
 
     import benchmark.training as training
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.losses import get_objective
     from benchmark.models import build_cross_encoder
 

@@ -228,7 +228,7 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
     """A teacher scores only ``student_pairs``: they must be exactly what train_model asks targets for."""
     import dataclasses
 
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.models import build_cross_encoder
     from benchmark.training import negative_pool, student_pairs, train_model, training_qids
 
@@ -254,7 +254,7 @@ def test_student_pairs_are_the_pairs_training_puts_in_groups(tmp_path):
 
 def test_teacher_scores_only_the_pairs_its_cache_lacks(tmp_path, monkeypatch):
     from benchmark.backbones import get_backbone
-    from benchmark.grid import load
+    from benchmark.cell import load
     from benchmark.teaching import _cached_scores
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))

@@ -9,7 +9,7 @@ import torch
 import benchmark.training as training
 from benchmark.config import TrainConfig, load_experiment
 from benchmark.errors import BenchError
-from benchmark.grid import load, run_cell, validator
+from benchmark.cell import load, run_cell, validator
 from benchmark.losses import get_objective
 from benchmark.models import build_cross_encoder
 from tests_support import TINY_GRID, embedded_row, merged, write_toml

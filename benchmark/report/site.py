@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from ..results import axes_label
 from . import plots
 from .references import Reference
 from .stats import Systems, baseline_label, significance, tiers
@@ -205,7 +206,7 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
                        ) -> dict[str, Any]:
     """One experiment's tables, exports and plots (written beside the overview) and its cells' summaries."""
     cells = [{"id": r["cell_id"], "page": cell_page(r), "status": r.get("status", ""),
-              "axes": " · ".join(str(v) for v in (r.get("axes") or {}).values()),
+              "axes": axes_label(r.get("axes") or {}),
               "message": str((r.get("error") or {}).get("message", ""))} for r in recs]
     exp: dict[str, Any] = {"name": name, "page": f"{slug(name)}/index.html", "n": len(recs),
                            "n_ok": sum(r.get("status") == "ok" for r in recs), "cells": cells,
