@@ -25,12 +25,13 @@ from .collection import Collection, CollectionCache
 from .config import DEFAULT_PRECISION, CellConfig
 from .datasets import fold_passages, load_collection
 from .errors import BenchError
-from .evaluation import FIRST_STAGE_RECALL, dataset_measures, evaluate, random_order
+from .evaluation import evaluate, random_order
 from .firststage import cut
 from .hardware import git_sha, hardware_info, library_versions
 from .inference import Reranker
 from .latency import QualityCheck, measure_latency, measure_precisions
 from .losses import get_objective
+from .measures import FIRST_STAGE_RECALL, dataset_measures
 from .models import build_cross_encoder
 from .results import SCHEMA_VERSION, axes_label
 from .teaching import TeacherContext, compute_targets, teacher_run
@@ -41,6 +42,8 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
     """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
     failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
     started = now()
+    for name in cell.eval.datasets:  # an eval set that cannot be loaded (offline, missing) fails before training
+        load(cell, name)
     if cell.train.eval_only:
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
         ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}

@@ -23,7 +23,7 @@ from . import typed
 from .backbones import BACKBONES, BackboneSpec
 from .dataset_rows import DATASETS, DatasetSpec
 from .errors import BenchError
-from .evaluation import parse_measures
+from .measures import parse_measures
 from .inputs import read_toml
 from .objectives import OBJECTIVES
 from .paths import safe_name

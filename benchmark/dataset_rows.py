@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from . import typed
 from .errors import BenchError
-from .evaluation import parse_measures
+from .measures import parse_measures
 from .registry import Registry
 
 

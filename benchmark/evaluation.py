@@ -13,27 +13,9 @@ import ir_measures
 
 from .collection import Qrels, Run
 from .errors import BenchError
+from .measures import MAIN_MEASURE
 
-MAIN_MEASURE = "nDCG@10"
 MEASURES = (MAIN_MEASURE, "RR@10")  # MRR@10 is ir_measures' RR@10
-FIRST_STAGE_RECALL = "R@100"  # recorded for the first stage besides the dataset's measures
-
-
-def parse_measures(measures: Iterable[str], where: str) -> tuple[str, ...]:
-    """The measures as ir_measures writes them; an unparsable one is named in a one-line error."""
-    out = []
-    for m in measures:
-        try:
-            out.append(str(ir_measures.parse_measure(m)))
-        except (ValueError, NameError, TypeError, AttributeError, SyntaxError):
-            raise BenchError(f"{where}: {m!r} is not an ir_measures measure (e.g. 'nDCG@10', 'RR(rel=2)', "
-                             f"'AP(rel=2)', 'Judged@10')") from None
-    return tuple(out)
-
-
-def dataset_measures(row_measures: Iterable[str], extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """nDCG@10, then the row's measures, then ``eval.measures``, each once."""
-    return tuple(dict.fromkeys((MAIN_MEASURE, *row_measures, *extra)))
 
 
 def evaluate(run: Run, qrels: Qrels, measures: Iterable[str] = MEASURES, *, name: str = "run"

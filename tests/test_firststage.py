@@ -19,7 +19,8 @@ from ir_datasets.util import LocalDownload
 from benchmark.dataset_rows import DATASETS, DatasetSpec
 from benchmark.datasets import load_collection
 from benchmark.errors import BenchError
-from benchmark.evaluation import dataset_measures, evaluate
+from benchmark.evaluation import evaluate
+from benchmark.measures import dataset_measures
 from benchmark.cache import RunStore
 from benchmark.collection import ENTRY_BYTES
 from benchmark.firststage import BM25Index, BM25Run, build_bm25_index, bm25_index_run, bm25_run, cut, ranking

@@ -157,6 +157,7 @@ def test_path_like_names_stay_inside_their_roots(tmp_path, monkeypatch):
     name = "/../../../x/ESCAPED set"
     coll = load_collection(DatasetSpec(name=name, source="trec-dir", path=str(data), first_stage="bm25", top_k=2))
     assert set(coll.run) == {"q1", "q2"}
+    assert coll.run["q1"]  # BM25 searches a query when it is first read, and keeps its run in the cache then
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.is_relative_to(data)]
     assert written and all(p.is_relative_to(cache / "runs") and p.name.startswith("bm25-x-ESCAPED-set-")
                            for p in written), written
