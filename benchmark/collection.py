@@ -21,6 +21,12 @@ DEFAULT_CACHE_SHARE = 0.25
 CACHE_ENV = "RDB_COLLECTION_CACHE_MB"
 
 
+def by_score(scores: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(doc id, score) by descending score, ties by doc id: the one order every run, pool and cut uses, so a ranking
+    is deterministic."""
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 @dataclass
 class Collection:
     """One evaluation or training set: queries, a document lookup, qrels and a first-stage run.
@@ -39,8 +45,7 @@ class Collection:
 
     def ranked(self, qid: str, k: int | None = None) -> list[str]:
         """First-stage candidates of ``qid`` by descending score (ties by docid, so order is deterministic)."""
-        cands = sorted(self.run.get(qid, {}).items(), key=lambda kv: (-kv[1], kv[0]))
-        return [d for d, _ in cands[:k]]
+        return [d for d, _ in by_score(self.run.get(qid, {}))[:k]]
 
 
 def _held_bytes(value: Mapping) -> int:

@@ -27,15 +27,21 @@ class SourceSpec:
     name: str
     needs: tuple[str, str] | None  # the dataset row field that locates the data, and what it holds
     description: str
+    # Files a user can edit under a finished record: their data hash is compared before a cell counts as done.
+    # ir_datasets verifies its own downloads against the checksums it ships, so its rows are not re-hashed (that
+    # would mean reading MS MARCO to decide that nothing needs to run).
+    local: bool = False
 
 
 SOURCES: Registry[SourceSpec] = Registry("dataset source")
 for _source in [
-    SourceSpec("embedded", None, "the generated default collection (benchmark.embedded), read as a trec-dir"),
+    SourceSpec("embedded", None, "the generated default collection (benchmark.embedded), read as a trec-dir",
+               local=True),
     SourceSpec("ir_datasets", ("id", "<ir_datasets id>"), "queries, qrels and a lazy docstore from ir_datasets"),
-    SourceSpec("beir-dir", ("path", "<directory>"), "corpus.jsonl, queries.jsonl, qrels/<split>.tsv"),
+    SourceSpec("beir-dir", ("path", "<directory>"), "corpus.jsonl, queries.jsonl, qrels/<split>.tsv",
+               local=True),
     SourceSpec("trec-dir", ("path", "<directory>"),
-               "docs.jsonl, queries.tsv, qrels.txt, optional run*.txt and splits.json"),
+               "docs.jsonl, queries.tsv, qrels.txt, optional run*.txt and splits.json", local=True),
 ]:
     SOURCES.add(_source.name, _source)
 

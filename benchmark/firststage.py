@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .cache import RunStore
-from .collection import ENTRY_BYTES, Run
+from .collection import ENTRY_BYTES, Run, by_score
 from .errors import BenchError
 
 
@@ -66,8 +66,7 @@ class BM25Index:
         tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False, return_ids=False)
         results, scores = self.retriever.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False,
                                                   n_threads=1)
-        return {q: dict(sorted(((self.doc_ids[int(i)], float(s)) for i, s in zip(results[qi], scores[qi]) if s > 0),
-                               key=lambda h: (-h[1], h[0])))
+        return {q: dict(by_score({self.doc_ids[int(i)]: float(s) for i, s in zip(results[qi], scores[qi]) if s > 0}))
                 for qi, q in enumerate(qids)}
 
 
@@ -201,7 +200,7 @@ class BM25Run(Mapping[str, dict[str, float]]):
 
 def ranking(cands: Mapping[str, float], k: int | None, where: str) -> list[str]:
     """Doc ids by descending score (ties by docid), cut at k without splitting a tie (see the module docstring)."""
-    order = sorted(cands.items(), key=lambda kv: (-kv[1], kv[0]))
+    order = by_score(cands)
     if k is None or len(order) <= k:
         return [d for d, _ in order]
     if order[0][1] == order[-1][1]:
@@ -244,7 +243,7 @@ def trec_run_text(run: Run, tag: str = "run", decimals: int | None = None) -> st
     None prints each score in its shortest exact form, so a run read back scores and breaks ties as it was."""
     lines = []
     for q in sorted(run):
-        for rank, (d, s) in enumerate(sorted(run[q].items(), key=lambda kv: (-kv[1], kv[0])), 1):
+        for rank, (d, s) in enumerate(by_score(run[q]), 1):
             score = repr(s) if decimals is None else f"{s:.{decimals}f}"
             lines.append(f"{q} Q0 {d} {rank} {score} {tag}")
     return "\n".join(lines) + "\n"

@@ -28,15 +28,11 @@ from .artifacts import CellOutputs
 from .cell import load, now, provenance, run_cell
 from .checkpoint import remove
 from .config import CellConfig, Experiment
+from .dataset_rows import SOURCES
 from .errors import BenchError
 from .executors import get_executor
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, axes_label, inspect_record, read_record,
                       record_path, write_record)
-
-# Sources whose files a user can edit under a finished record; their data hash is compared before a cell counts as
-# done. ir_datasets verifies its own downloads against the checksums it ships, so those rows are not re-hashed (that
-# would mean reading MS MARCO to decide that nothing needs to run).
-LOCAL_SOURCES = ("embedded", "trec-dir", "beir-dir")
 
 
 def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, started: str) -> dict[str, Any]:
@@ -56,10 +52,10 @@ def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, star
     }
 
 
-def data_hashes(cell: CellConfig, sources: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """``Collection.meta["hash"]`` of every dataset the cell reads (of the given sources only, when given)."""
+def data_hashes(cell: CellConfig, local_only: bool = False) -> dict[str, Any]:
+    """``Collection.meta["hash"]`` of every dataset the cell reads (of local sources only, with ``local_only``)."""
     return {name: load(cell, name).meta.get("hash") for name, spec in cell.datasets.items()
-            if sources is None or spec.source in sources}
+            if not local_only or SOURCES.get(spec.source).local}
 
 
 def cell_state(results_dir: Path, cell: CellConfig) -> tuple[str, str]:
@@ -76,7 +72,7 @@ def cell_state(results_dir: Path, cell: CellConfig) -> tuple[str, str]:
         return "todo", ""
     recorded = rec.get("data", {})
     try:
-        now = data_hashes(cell, LOCAL_SOURCES)
+        now = data_hashes(cell, local_only=True)
     except BenchError as err:
         return "stale", f"its data can no longer be read ({err}): rerunning"
     # Records written before data hashes were recorded carry none; their data cannot be compared.
@@ -170,7 +166,7 @@ def check_data(experiment: Experiment) -> None:
     seen = set()
     for cell in experiment.cells:
         for name, spec in cell.datasets.items():
-            if spec.source in LOCAL_SOURCES and name not in seen:
+            if SOURCES.get(spec.source).local and name not in seen:
                 seen.add(name)
                 load(cell, name)
 

@@ -44,7 +44,7 @@ from safetensors.torch import load_file, save_file
 from .backbones import BackboneSpec, resolve_model_path
 from .cache import cache_root
 from .cache import digest as _digest
-from .collection import Collection
+from .collection import Collection, by_score
 from .config import CellConfig, TrainConfig
 from .dataset_rows import DatasetSpec
 from .datasets import _irds_call
@@ -331,7 +331,7 @@ def _score_file(spec: TeacherSpec, ctx: TeacherContext):
             row[rec[0]] = rec[1]
     if not table:
         raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
-    pool = {q: sorted(r, key=lambda d: (-r[d], d)) for q, r in table.items()}
+    pool = {q: [d for d, _ in by_score(r)] for q, r in table.items()}
     return Targets(table, "scores", pool=pool, triples=triples or None)
 
 
