@@ -175,7 +175,7 @@ def test_records_without_reference_fields_render(tmp_path):
 
 def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     """A model teacher's run on the eval candidates: scored once (then cached), evaluated like the student's."""
-    import benchmark.teaching as teachers
+    import benchmark.teaching as teaching
     from benchmark.config import load_experiment
     from benchmark.evaluation import evaluate
     from benchmark.firststage import cut
@@ -194,7 +194,7 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
         asked.append(len(queries))
         return [float((q, d) in relevant) for q, d in zip(queries, docs)]
 
-    monkeypatch.setattr(teachers, "_cross_encoder_scores", oracle)
+    monkeypatch.setattr(teaching, "_cross_encoder_scores", oracle)
     ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
     # the candidates run_cell reranks: the rerank depth through the tie-safe cut
@@ -212,25 +212,21 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
 def test_teacher_row_is_measured_with_the_datasets_official_measures(tmp_path, monkeypatch):
     """The teacher's row on an eval set gets that dataset row's measures (and eval.measures), as the student does,
     not a fixed pair: here P@5 and R@10 of an oracle teacher, whose values ir_measures gives on the ideal ranking."""
-    import tomllib
-
     import ir_measures
 
-    import benchmark.teachers as teachers
+    import benchmark.teaching as teaching
     from benchmark.cell import load, reference_metrics
     from benchmark.config import parse_experiment
     from benchmark.firststage import cut
-    from benchmark.teachers import TeacherContext
-    from tests_support import TINY_GRID
+    from benchmark.teaching import TeacherContext
+    from tests_support import TINY_GRID, merged
 
     monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
-    doc = tomllib.loads(TINY_GRID)
-    doc["datasets"]["tiny-test"]["measures"] = ["P@5"]
-    doc["eval"]["measures"] = ["R@10"]
+    doc = merged(TINY_GRID, {"datasets": {"tiny-test": {"measures": ["P@5"]}}, "eval": {"measures": ["R@10"]}})
     cell = next(c for c in parse_experiment(doc).cells if c.teacher.name == "tiny-ce")
     data = load(cell, "tiny-test")
     relevant = {(data.queries[q], data.docs[d]) for q, docs in data.qrels.items() for d, g in docs.items() if g > 0}
-    monkeypatch.setattr(teachers, "_cross_encoder_scores", lambda spec, ctx, backbone, queries, docs:
+    monkeypatch.setattr(teaching, "_cross_encoder_scores", lambda spec, ctx, backbone, queries, docs:
                         [float((q, d) in relevant) for q, d in zip(queries, docs)])
     ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]

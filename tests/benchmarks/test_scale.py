@@ -129,8 +129,10 @@ def _child(directory: Path) -> None:
     from ir_datasets.formats import TrecQrels, TsvDocs, TsvQueries
     from ir_datasets.util import LocalDownload
 
-    from benchmark.backbones import build_cross_encoder, get_backbone
-    from benchmark.datasets import DatasetSpec, load_collection
+    from benchmark.backbones import get_backbone
+    from benchmark.dataset_rows import DatasetSpec
+    from benchmark.datasets import load_collection
+    from benchmark.models import build_cross_encoder
     from benchmark.inference import Reranker
 
     name = f"rdb-scale/{uuid.uuid4().hex}"
