@@ -84,29 +84,33 @@ def cache_limit() -> int:
 
 class CollectionCache:
     """Loaded collections by key, least recently used evicted first while their estimated sizes
-    (:func:`estimate_bytes`, taken again at each access since lazy runs grow) exceed ``limit`` bytes
-    (default :func:`cache_limit`, read at each access). The collection just asked for is always kept, even alone
-    over the limit: it is the one in use."""
+    (:func:`estimate_bytes`) exceed ``limit`` bytes (default :func:`cache_limit`, read at each access). Queries,
+    documents and qrels are measured once, at load; the first-stage run again at each access, since a lazy run grows
+    as queries are read. The collection just asked for is always kept, even alone over the limit: it is the one in
+    use."""
 
     def __init__(self, limit: int | None = None) -> None:
         self._limit = limit
         self._items: OrderedDict[str, Collection] = OrderedDict()
+        self._fixed: dict[str, int] = {}  # bytes of queries + docs + qrels, measured at load
 
     def get(self, key: str, load: Callable[[], Collection]) -> Collection:
         if key in self._items:
             self._items.move_to_end(key)
         else:
-            self._items[key] = load()
+            coll = self._items[key] = load()
+            self._fixed[key] = sum(_held_bytes(part) for part in (coll.queries, coll.docs, coll.qrels))
         limit = cache_limit() if self._limit is None else self._limit
-        sizes = {k: estimate_bytes(c) for k, c in self._items.items()}
+        sizes = {k: self._fixed[k] + _held_bytes(c.run) for k, c in self._items.items()}
         while len(self._items) > 1 and sum(sizes.values()) > limit:
-            del sizes[next(iter(self._items))]
-            self._items.popitem(last=False)
+            oldest, _ = self._items.popitem(last=False)
+            del sizes[oldest], self._fixed[oldest]
         return self._items[key]
 
     def cache_clear(self) -> None:
         """Drop every collection (``functools.lru_cache``'s name for it)."""
         self._items.clear()
+        self._fixed.clear()
 
     def keys(self) -> list[str]:
         """Cached keys, least recently used first."""
