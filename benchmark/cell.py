@@ -34,7 +34,7 @@ from .losses import get_objective
 from .measures import FIRST_STAGE_RECALL, dataset_measures
 from .models import build_cross_encoder
 from .results import SCHEMA_VERSION, axes_label
-from .teaching import TeacherContext, compute_targets, teacher_run
+from .teaching import TeacherContext, compute_targets, teacher_run, teacher_setup
 
 
 def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
@@ -129,7 +129,8 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
     """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
     holding the weights it is evaluated with (the best validated step when the cell validates). A CUDA
     out-of-memory error is retried once with half the micro-batch and twice the accumulation (the effective batch
-    is unchanged); the stats then say so under ``oom_retry``."""
+    is unchanged); the stats then say so under ``oom_retry``. A model teacher's setup (``teacher_setup``) is
+    recorded under ``teacher``."""
     train_data, ctx, targets = teach(cell)
 
     def fit(cfg):
@@ -147,6 +148,9 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
         retry = dataclasses.replace(cell.train, grad_accum=cell.train.grad_accum * 2)
         model, tokenizer, train = fit(retry)
         train["oom_retry"] = {"grad_accum": retry.grad_accum}
+    setup = teacher_setup(cell.teacher, ctx)
+    if setup is not None:
+        train["teacher"] = setup
     return model, tokenizer, train, ctx
 
 

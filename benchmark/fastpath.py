@@ -10,9 +10,11 @@ The Hugging Face forward spends FLOPs a reranker never reads:
 
 Same weights, same operations, same order within each row: scores equal the Hugging Face forward up to float
 summation order (max |delta| ~3e-8 on all-MiniLM-L6-v2), and so do gradients. It reuses the model's own modules
-(embeddings, projections, LayerNorms, activation, head), so dropout in training sits where the Hugging Face forward
-puts it (embeddings, attention probabilities, both residual branches, head) and a fine-tuned checkpoint of these
-families needs nothing extra.
+(embeddings, projections, LayerNorms, activation, head), so a fine-tuned checkpoint of these families needs nothing
+extra. In training, dropout sits where the Hugging Face forward puts it (embeddings, attention probabilities, both
+residual branches, head) at the config's rates; on the attention probabilities and residual branches its mask is
+drawn by :func:`dropout`, 16 bits per variate instead of a Bernoulli draw each (dropout was a quarter of a CPU
+training step).
 
 The packing (boolean indexing) synchronises with the host, so the path is used on CPU only; CUDA keeps the Hugging
 Face forward. Its speed against that forward is in ``docs/performance.md``.
@@ -92,10 +94,45 @@ def _forward(model: torch.nn.Module, head: Head, input_ids: torch.Tensor, attent
             q = attn.query(h).view(len(h), 1, heads, -1).transpose(1, 2)
         else:
             q = _split_heads(attn.query(h), keep, heads)
-        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=attn.attention_head_size ** -0.5,
-                                             dropout_p=attn.dropout.p if model.training else 0.0)
-        ctx = ctx.transpose(1, 2).flatten(2)
+        p = attn.dropout.p if model.training else 0.0
+        ctx = _attention(q, k, v, key_mask, attn.attention_head_size ** -0.5, p).transpose(1, 2).flatten(2)
         ctx = ctx[:, 0] if last else ctx[keep]
-        a = layer.attention.output(ctx, h)
-        h = layer.output(layer.intermediate(a), a)
+        a = _residual(layer.attention.output, ctx, h, model.training)
+        h = _residual(layer.output, layer.intermediate(a), a, model.training)
     return head(model, h)[:, 0]
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor, scale: float,
+               p: float) -> torch.Tensor:
+    """softmax(q k^T * scale, keys masked) v, with dropout ``p`` on the attention probabilities. Without dropout it
+    is SDPA's kernel; with it, the same formula spelled out so the probabilities go through :func:`dropout` (SDPA's
+    CPU dropout draws one Bernoulli variate per probability, the costliest op of a training step)."""
+    if p == 0.0:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=scale)
+    probs = (q @ k.transpose(-1, -2) * scale).masked_fill(~key_mask, float("-inf")).softmax(dim=-1)
+    return dropout(probs, p) @ v
+
+
+def _residual(block: torch.nn.Module, x: torch.Tensor, residual: torch.Tensor, training: bool) -> torch.Tensor:
+    """What BERT's ``SelfOutput`` / ``Output`` block computes, LayerNorm(dropout(dense(x)) + residual), with its
+    dropout by :func:`dropout` (the block's own modules and rate)."""
+    return block.LayerNorm(dropout(block.dense(x), block.dropout.p if training else 0.0) + residual)
+
+
+# Dropout keeps an element where a random 16-bit integer is at least this fraction of its range: 4 variates per
+# 64-bit draw of torch's generator instead of one Bernoulli draw each. The drop rate is p rounded to 2^-16.
+_LEVELS = 2 ** 16
+
+
+def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Inverted dropout (Srivastava et al. 2014): each element zeroed with probability p' = round(p * 2^16) / 2^16
+    (0.1 -> 0.1000061), the others scaled by 1 / (1 - p'), so the expectation is kept exactly. The mask comes from
+    torch's default generator, so ``torch.manual_seed`` and a checkpoint's saved RNG state fix it as they fix
+    ``nn.Dropout``'s; the stream differs from ``nn.Dropout``'s, the distribution is the same up to that rounding."""
+    dropped = round(p * _LEVELS)
+    if dropped == 0:
+        return x
+    n = x.numel()
+    words = torch.randint(-2 ** 63, 2 ** 63 - 1, (-(-n // 4),), dtype=torch.int64, device=x.device)
+    keep = words.view(torch.int16)[:n].view(x.shape) >= dropped - _LEVELS // 2
+    return torch.where(keep, x * (_LEVELS / (_LEVELS - dropped)), 0.0)  # a Python scale: exact in bf16 too

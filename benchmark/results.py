@@ -24,7 +24,9 @@ Record schema (``schema`` = 1)::
                   "precision": {name: {...}}},             # only with eval.precision beyond fp32
       "train": {"seconds": 69.0, "steps": 13, "epochs": 1, "queries": 200, "pairs": 1600, "pairs_per_s": 23.2,
                 "device": "cpu", "dtype": "fp32", "warmup_steps": 1, "loss_curve": [[step, loss], ...],
-                "validation": {...}, "oom_retry": {...}, "resumed_from_step": 4},   # the last three when they apply
+                "validation": {...}, "oom_retry": {...}, "resumed_from_step": 4,    # these three when they apply
+                "teacher": {"name": "minilm-l6-ce", "kind": "cross-encoder", "models": [{"backbone": "minilm-l6",
+                            "fine_tuning": {..., "device": "cpu", "dtype": "fp32"}}]}},  # model teachers
       "runs": {"embedded-test": {"reranked": "<cell_id>.runs/embedded-test.trec.gz", "first_stage": "file",
                                  "first_stage_name": "bm25", "rerank_depth": 100}},
       "model": "<cell_id>.model",                # only when the student is saved

@@ -68,21 +68,24 @@ class TeacherSpec:
         return typed.build(cls, data, f"teachers.{name}", name=name)
 
 
+# The MiniLM cross-encoder teachers take 4 queries x 8 candidates per fine-tuning step, as the default grid's
+# students do: at the same 3,200 pairs, 100 steps of 32 gave 0.549 nDCG@10 on embedded-test (BM25 top-50) where 26
+# steps of 128 gave 0.497 (2026-12-02, docs/results.md).
 TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
     TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2, finetune_lr=2e-4,
-                finetune_batch_size=16,
+                finetune_batch_size=4,
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
     TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=2e-4,
-                finetune_batch_size=16,
+                finetune_batch_size=4,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
     TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
                 description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("llm-example", "llm-ranking", path="embedded-llm-ranking.jsonl",
                 description="RankZephyr-format ranked lists shipped in benchmark/data (made by MiniLM, see README)"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
-                finetune_lr=2e-4, finetune_batch_size=16,
+                finetune_lr=2e-4, finetune_batch_size=4,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
     TEACHERS.add(_spec.name, _spec)

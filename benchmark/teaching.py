@@ -56,7 +56,7 @@ from .registry import Registry
 from .results import atomic_write_text
 from .samplers import get_sampler
 from .teachers import TEACHER_KINDS, TeacherSpec
-from .training import Targets, fast_cpu_dtype, resolve_device, train_model, training_qids
+from .training import Targets, resolve_device, train_model, training_qids
 
 
 @dataclass(frozen=True)
@@ -156,13 +156,17 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
     return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
 
 
+# The teacher kinds that are models, and how each scores (query, doc) pairs.
+MODEL_SCORERS: dict[str, Scorer] = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}
+
+
 def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candidates: dict[str, list[str]]
                 ) -> dict[str, dict[str, float]] | None:
     """A model teacher's own scores on ``candidates`` (qid -> docids) of ``data`` (an evaluation split): the run it
     would rerank to, combined over an ensemble's models as their training targets are; None for a teacher that is
     no model (labels, files). Each model's scores are cached like its training scores (model, fine-tuning, training
     data) plus the evaluation data and candidates, so a grid scores them once per teacher and dataset."""
-    scorer = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}.get(spec.kind)
+    scorer = MODEL_SCORERS.get(spec.kind)
     if scorer is None:
         return None
     per_model = []
@@ -183,17 +187,35 @@ def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candid
     return _ensemble(per_model).table
 
 
+def teacher_setup(spec: TeacherSpec, ctx: TeacherContext) -> dict[str, Any] | None:
+    """How a model teacher's scores are computed, for the record: per model its backbone row and, when fine-tuned,
+    the fine-tuning's budget, device and compute dtype; None for a teacher that is no model."""
+    if spec.kind not in MODEL_SCORERS:
+        return None
+    models = []
+    for name in spec.models:
+        entry: dict[str, Any] = {"backbone": name}
+        if spec.kind == "cross-encoder" and spec.finetune_epochs > 0:
+            cfg = _finetune_config(spec, ctx, ctx.backbone_of(name))
+            entry["fine_tuning"] = {"objective": spec.finetune_objective, "epochs": cfg.epochs, "lr": cfg.lr,
+                                    "batch_size": cfg.batch_size, "group_size": cfg.group_size,
+                                    "device": resolve_device(cfg.device).type, "dtype": cfg.dtype}
+        models.append(entry)
+    return {"name": spec.name, "kind": spec.kind, "models": models}
+
+
 def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     """How a teacher is fine-tuned and run: every training label (no label budget), the cell's grouping and length
-    (the row's own batch size where it sets one), the row's dtype on CUDA and bf16 on CPUs with AVX512-BF16
-    (teachers are not timed, so speed wins)."""
+    (the row's own batch size where it sets one), the row's dtype on CUDA and fp32 on every CPU (bf16 where a CPU
+    has it would make the targets depend on the machine, and rounds the teacher's scores to 8 significant bits,
+    which ties candidates the fp32 teacher orders)."""
     base = ctx.cell.train
     cuda = resolve_device(base.device).type == "cuda"
     return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
                        batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr,
                        max_length=base.max_length,
-                       dtype=backbone.dtype if cuda else fast_cpu_dtype(), device=base.device)
+                       dtype=backbone.dtype if cuda else "fp32", device=base.device)
 
 
 def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):

@@ -198,11 +198,6 @@ def compute_dtype(device: torch.device, requested: str, backbone_dtype: str) -> 
     return requested
 
 
-def fast_cpu_dtype() -> str:
-    """bf16 where the CPU has AVX512-BF16 (native bf16 matmuls), else fp32."""
-    return "bf16" if torch.cpu._is_avx512_bf16_supported() else "fp32"
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -214,6 +214,46 @@ def test_the_unpadded_forward_trains_like_the_hugging_face_forward(tiny):
     assert not torch.allclose(first, second)  # fresh dropout masks each call
 
 
+def test_dropout_drops_at_its_rate_keeps_the_expectation_and_follows_the_seed():
+    from benchmark.fastpath import dropout
+
+    ones = torch.ones(1000, 1000)
+    torch.manual_seed(0)
+    out = dropout(ones, 0.1)
+    rate = 6554 / 65536  # 0.1 rounded to 2^-16
+    assert torch.unique(out).tolist() == pytest.approx([0.0, 1 / (1 - rate)])
+    assert abs(float((out == 0).float().mean()) - rate) < 0.0015  # 5 standard errors of a 10^6-draw proportion
+    assert abs(float(out.mean()) - 1.0) < 0.002
+    torch.manual_seed(0)
+    assert torch.equal(dropout(ones, 0.1), out)  # the mask is torch's generator's: seeds and saved states fix it
+    assert not torch.equal(dropout(ones, 0.1), out)
+    assert dropout(ones, 0.0) is ones and dropout(ones, 1e-6) is ones  # under 2^-17: rounds to no dropout
+    odd = torch.ones(3, 7)  # element counts that are not a multiple of 4 (the 16-bit variates per 64-bit draw)
+    assert dropout(odd, 0.5).shape == odd.shape
+
+
+@pytest.mark.parametrize("where", ["hidden_dropout_prob", "attention_probs_dropout_prob"])
+def test_the_unpadded_forward_drops_out_where_and_as_much_as_hugging_face(where):
+    """Train-mode scores are random; per pair, their mean and spread over 400 forwards must match the Hugging Face
+    forward's with dropout at each site alone (a missing site, rate or 1/(1-p) scale would move one of them)."""
+    from benchmark.fastpath import unpadded_forward
+
+    spec = get_backbone("bert-tiny")
+    off = "attention_probs_dropout_prob" if where == "hidden_dropout_prob" else "hidden_dropout_prob"
+    spec = type(spec)(**{**spec.to_dict(), "config": {**spec.config, where: 0.3, off: 0.0}})
+    model, tok = build_cross_encoder(spec, seed=0)
+    enc = encode_pairs(tok, QUERIES, DOCS[:3], 64)
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        ours = torch.stack([unpadded_forward(model)(**enc) for _ in range(400)])
+        theirs = torch.stack([model(**enc).logits[:, 0] for _ in range(400)])
+    se = (ours.var(0) / 400 + theirs.var(0) / 400).sqrt()
+    assert bool(((ours.mean(0) - theirs.mean(0)).abs() < 4 * se).all())
+    assert bool(((ours.std(0) / theirs.std(0) - 1).abs() < 0.2).all())
+    assert bool((theirs.std(0) > 1e-5).all())  # dropout at this site moves the scores (float noise: ~1e-8)
+
+
 def test_training_on_the_unpadded_forward_follows_the_hugging_face_forward(tmp_path, monkeypatch):
     """Without dropout (the only random part), a few steps of train_model take the same losses and end in the same
     model on either forward. BCE, not a shift-invariant loss such as InfoNCE: there the head's bias gets a ~0
