@@ -156,17 +156,13 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
     return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
 
 
-# The teacher kinds that are models, and how each scores (query, doc) pairs.
-MODEL_SCORERS: dict[str, Scorer] = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}
-
-
 def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candidates: dict[str, list[str]]
                 ) -> dict[str, dict[str, float]] | None:
     """A model teacher's own scores on ``candidates`` (qid -> docids) of ``data`` (an evaluation split): the run it
     would rerank to, combined over an ensemble's models as their training targets are; None for a teacher that is
     no model (labels, files). Each model's scores are cached like its training scores (model, fine-tuning, training
     data) plus the evaluation data and candidates, so a grid scores them once per teacher and dataset."""
-    scorer = MODEL_SCORERS.get(spec.kind)
+    scorer = {"cross-encoder": _cross_encoder_scores, "bi-encoder": _bi_encoder_scores}.get(spec.kind)
     if scorer is None:
         return None
     per_model = []
@@ -190,7 +186,7 @@ def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candid
 def teacher_setup(spec: TeacherSpec, ctx: TeacherContext) -> dict[str, Any] | None:
     """How a model teacher's scores are computed, for the record: per model its backbone row and, when fine-tuned,
     the fine-tuning's budget, device and compute dtype; None for a teacher that is no model."""
-    if spec.kind not in MODEL_SCORERS:
+    if not TEACHER_KINDS.get(spec.kind).models:
         return None
     models = []
     for name in spec.models:

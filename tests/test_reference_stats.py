@@ -163,6 +163,10 @@ def test_verdict_states_the_measured_ranking_with_tiers(site):
     assert verdict.startswith("Objective families on embedded-test, measured: 1. listwise 0.600 (1 system, tier 1)")
     assert "2. pairwise" in verdict and "3. pointwise" in verdict and "randomization test over 30 queries" in verdict
     assert "Welch" not in verdict.split("Tiers:")[0] and "Welch t-test over per-seed means" in verdict
+    # p against the leader for every other family; the leader's neighbour appears in both lists with one value
+    neighbour = re.search(r"neighbours: listwise–pairwise ([^;]+);", verdict).group(1)
+    leader = re.search(r"against listwise: pairwise ([^;]+); pointwise ([^.]+\.?\d*(?:e-\d+)?)\.", verdict)
+    assert leader and leader.group(1) == neighbour
 
 
 def test_records_without_reference_fields_render(tmp_path):

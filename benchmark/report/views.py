@@ -295,6 +295,8 @@ def families(records: list[dict[str, Any]], dataset: str) -> str:
     seeds = (f" and a Welch t-test over per-seed means (at least {n_seeds} seeds; both must reject)" if n_seeds >= 2
              else " (one seed: no seed-level test)")
     pairs = "; ".join(f"{name[a]}–{name[b]} {_p(adjusted, a, b):.2g}" for a, b in zip(order, order[1:]))
+    # a family's tier is set by its test against the leader, which the neighbours' p-values alone do not show
+    leader = "; ".join(f"{name[k]} {_p(adjusted, order[0], k):.2g}" for k in order[1:])
     system_tier, _ = tiers(systems)
     best = []
     for k in order:
@@ -304,7 +306,7 @@ def families(records: list[dict[str, Any]], dataset: str) -> str:
                     f"(tier {system_tier[top]})")
     return (f"Objective families on {dataset}, measured: {ranking}. Tiers: paired randomization test over {n_queries} "
             f"queries on seed-averaged per-query nDCG@10{seeds}, Holm-corrected over all pairs; adjusted p between "
-            f"neighbours: {pairs}. Best system per family (tier among all {len(systems.per_query)} systems): "
+            f"neighbours: {pairs}; against {name[order[0]]}: {leader}. Best system per family (tier among all {len(systems.per_query)} systems): "
             f"{'; '.join(best)}.")
 
 
