@@ -13,8 +13,8 @@ summation order (max |delta| ~3e-8 on all-MiniLM-L6-v2), and so do gradients. It
 (embeddings, projections, LayerNorms, activation, head), so a fine-tuned checkpoint of these families needs nothing
 extra. In training, dropout sits where the Hugging Face forward puts it (embeddings, attention probabilities, both
 residual branches, head) at the config's rates; on the attention probabilities and residual branches its mask is
-drawn by :func:`dropout`, 16 bits per variate instead of a Bernoulli draw each (dropout was a quarter of a CPU
-training step).
+drawn by :func:`dropout`, 16 bits per variate instead of a Bernoulli draw each (cheaper on a CPU, where the draws
+dominate the cost of dropout).
 
 The packing (boolean indexing) synchronises with the host, so the path is used on CPU only; CUDA keeps the Hugging
 Face forward. Its speed against that forward is in ``docs/performance.md``.
@@ -106,7 +106,7 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torc
                p: float) -> torch.Tensor:
     """softmax(q k^T * scale, keys masked) v, with dropout ``p`` on the attention probabilities. Without dropout it
     is SDPA's kernel; with it, the same formula spelled out so the probabilities go through :func:`dropout` (SDPA's
-    CPU dropout draws one Bernoulli variate per probability, the costliest op of a training step)."""
+    CPU dropout draws one Bernoulli variate per probability)."""
     if p == 0.0:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, scale=scale)
     probs = (q @ k.transpose(-1, -2) * scale).masked_fill(~key_mask, float("-inf")).softmax(dim=-1)

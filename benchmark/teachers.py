@@ -69,8 +69,7 @@ class TeacherSpec:
 
 
 # The MiniLM cross-encoder teachers take 4 queries x 8 candidates per fine-tuning step, as the default grid's
-# students do: at the same 3,200 pairs, 100 steps of 32 gave 0.549 nDCG@10 on embedded-test (BM25 top-50) where 26
-# steps of 128 gave 0.497 (2026-12-02, docs/results.md).
+# students do: on the same pairs, more and smaller steps make the stronger teacher (docs/results.md).
 TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
