@@ -132,6 +132,8 @@ def dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     dropped = round(p * _LEVELS)
     if dropped == 0:
         return x
+    if dropped >= _LEVELS:  # p = 1 drops everything, as nn.Dropout does (no 1 / (1 - p) to take)
+        return x * 0.0
     n = x.numel()
     words = torch.randint(-2 ** 63, 2 ** 63 - 1, (-(-n // 4),), dtype=torch.int64, device=x.device)
     keep = words.view(torch.int16)[:n].view(x.shape) >= dropped - _LEVELS // 2

@@ -228,6 +228,7 @@ def test_dropout_drops_at_its_rate_keeps_the_expectation_and_follows_the_seed():
     assert torch.equal(dropout(ones, 0.1), out)  # the mask is torch's generator's: seeds and saved states fix it
     assert not torch.equal(dropout(ones, 0.1), out)
     assert dropout(ones, 0.0) is ones and dropout(ones, 1e-6) is ones  # under 2^-17: rounds to no dropout
+    assert torch.equal(dropout(ones, 1.0), torch.zeros_like(ones))  # as nn.Dropout(p=1)
     odd = torch.ones(3, 7)  # element counts that are not a multiple of 4 (the 16-bit variates per 64-bit draw)
     assert dropout(odd, 0.5).shape == odd.shape
 

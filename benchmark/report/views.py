@@ -306,8 +306,8 @@ def families(records: list[dict[str, Any]], dataset: str) -> str:
                     f"(tier {system_tier[top]})")
     return (f"Objective families on {dataset}, measured: {ranking}. Tiers: paired randomization test over {n_queries} "
             f"queries on seed-averaged per-query nDCG@10{seeds}, Holm-corrected over all pairs; adjusted p between "
-            f"neighbours: {pairs}; against {name[order[0]]}: {leader}. Best system per family (tier among all {len(systems.per_query)} systems): "
-            f"{'; '.join(best)}.")
+            f"neighbours: {pairs}; against {name[order[0]]}: {leader}. Best system per family (tier among all "
+            f"{len(systems.per_query)} systems): {'; '.join(best)}.")
 
 
 def convergence(records: list[dict[str, Any]]) -> str:
