@@ -76,6 +76,11 @@ def now() -> str:
 _collection = CollectionCache()
 
 
+def clear_collections() -> None:
+    """Forget every loaded collection (a rehearsal swaps the data behind the same rows)."""
+    _collection.cache_clear()
+
+
 def load(cell: CellConfig, name: str) -> Collection:
     """The cell's dataset row ``name``, loaded once per grid."""
     spec = cell.datasets[name]

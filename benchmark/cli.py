@@ -27,7 +27,13 @@ def _run_parser() -> argparse.ArgumentParser:
                    help="run only cells whose axes match, e.g. --only backbone=bert-tiny objective=margin-mse")
     p.add_argument("--executor", default="local", help="local (default) or ray")
     p.add_argument("--address", default=None, help="Ray cluster address for --executor ray")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and what they need; run nothing")
+    p.add_argument("--dry-run", action="store_true", help="list the cells, what they need and what would be refused; "
+                   "run nothing")
+    p.add_argument("--rehearse", action="store_true",
+                   help="run every cell at toy scale (tiny models of each row's architecture, miniature inputs in "
+                        "their released layouts, seeds folded), offline on a CPU, and render its report")
+    p.add_argument("--rehearsal-dir", default="rehearsal",
+                   help="where --rehearse keeps its inputs, results and report (default: %(default)s)")
     p.add_argument("--no-report", action="store_true", help="do not render the report after the grid")
     return p
 
@@ -89,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"missing: {line}")
         check_inputs(experiment)
         return 0
+    if args.rehearse:
+        return _rehearse(args, experiment, only)
     results = Path(args.results)
     if not args.no_report:
         check_out_dir(Path(args.reports))
@@ -104,6 +112,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  failed: {rec['cell_id']}: {rec['error']['message']}")
     if not args.no_report:
         _report(results, Path(args.reports), **_report_options(experiment))
+    return 1 if summary.failures or summary.blocked else 0
+
+
+def _rehearse(args: argparse.Namespace, experiment, only: dict[str, str]) -> int:
+    """Every cell of the grid at toy scale (benchmark.rehearsal): results and report under --rehearsal-dir."""
+    from .grid import run_grid
+    from .rehearsal import rehearse
+
+    root = Path(args.rehearsal_dir)
+    results, reports = root / "results", root / "reports"
+    start = time.perf_counter()
+    with rehearse(experiment, root / "inputs" / experiment.name) as toy:
+        print(f"rehearsal of {experiment.name}: {len(toy.cells)} cell(s) at toy scale -> {results}/{experiment.name}/")
+        summary = run_grid(toy, results, force=args.force, only=only)
+    print(f"rehearsal: {len(summary.ran) - len(summary.failures)} ok, {len(summary.skipped)} skipped, "
+          f"{len(summary.failures)} failed in {time.perf_counter() - start:.0f} s")
+    for rec in summary.failures:
+        print(f"  failed: {rec['cell_id']}: {rec['error']['message']}")
+    if not args.no_report:
+        _report(results, reports, **_report_options(experiment))
     return 1 if summary.failures or summary.blocked else 0
 
 

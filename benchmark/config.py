@@ -167,6 +167,9 @@ class CellConfig:
     datasets: dict[str, DatasetSpec]  # every dataset row the cell reads (train + eval), resolved
     axes: dict[str, Any] = field(default_factory=dict)  # the grid coordinates of this cell
     report: dict[str, Any] = field(default_factory=dict)  # the grid's [report] settings, so records re-render alike
+    # A rehearsed cell (benchmark.rehearsal): the resolved config of the real cell it stands in for, so the report
+    # compares that cell's protocol with published rows. Empty for a real cell.
+    origin: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -174,7 +177,7 @@ class CellConfig:
     @property
     def config_hash(self) -> str:
         payload = self.to_dict()
-        for volatile in ("experiment", "axes", "report"):  # identical work under another name is the same cell
+        for volatile in ("experiment", "axes", "report", "origin"):  # identical work under another name: same cell
             payload.pop(volatile)
         payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -81,7 +81,10 @@ def flops_per_pair(config, seq_len: float | np.ndarray, first_token_last_layer: 
     terms are left out: an estimate, not a count. ``seq_len`` may be an array (one estimate per pair).
     ``first_token_last_layer``: the last layer as ``fastpath`` runs it (keys and values of every token; query,
     output projection, feed-forward and attention of the first token only)."""
-    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    # DistilBERT names them dim, hidden_dim and n_layers
+    h = getattr(config, "hidden_size", None) or config.dim
+    i = getattr(config, "intermediate_size", None) or config.hidden_dim
+    layers = getattr(config, "num_hidden_layers", None) or config.n_layers
     m = 3 if config.model_type == "modernbert" else 2
     full = seq_len * 2 * (4 * h * h + m * h * i) + 4 * seq_len * seq_len * h
     if not first_token_last_layer:
