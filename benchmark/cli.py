@@ -84,17 +84,13 @@ def _report(results: Path, out: Path, **options) -> int:
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
     from .dryrun import describe_grid
-    from .grid import check_inputs, missing_inputs, run_grid
+    from .grid import missing_inputs, refusals, run_grid
     from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
     only = _parse_only(args.only)
     if args.dry_run:
-        print(describe_grid(experiment, Path(args.results), only=only))
-        for line in missing_inputs(experiment):  # the listing stands; then what a run would refuse, a line each
-            print(f"missing: {line}")
-        check_inputs(experiment)
-        return 0
+        return _dry_run(experiment, Path(args.results), only, describe_grid, missing_inputs, refusals)
     if args.rehearse:
         return _rehearse(args, experiment, only)
     results = Path(args.results)
@@ -113,6 +109,20 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _report(results, Path(args.reports), **_report_options(experiment))
     return 1 if summary.failures or summary.blocked else 0
+
+
+def _dry_run(experiment, results: Path, only, describe_grid, missing_inputs, refusals) -> int:
+    """The cells and what they need; then the inputs to fetch first (information) and what a run would refuse
+    (exit 2 when any cell is refused)."""
+    print(describe_grid(experiment, results, only=only))
+    missing, refused = missing_inputs(experiment), refusals(experiment)
+    print(f"{len(missing)} input file(s) to fetch or make before a run" + (":" if missing else ""))
+    for line in missing:
+        print(f"  missing: {line}")
+    print(f"{len(refused)} cell(s) a run would refuse" + (":" if refused else ""))
+    for line in refused:
+        print(f"  refused: {line}")
+    return 2 if refused else 0
 
 
 def _rehearse(args: argparse.Namespace, experiment, only: dict[str, str]) -> int:

@@ -74,6 +74,7 @@ class DatasetSpec:
     window: int = 150  # MaxP window and stride, in words
     stride: int = 75
     max_queries: int | None = None  # evaluate the first N queries only (sorted ids)
+    download: str = ""  # where a local input (directory, run file) comes from: --dry-run says it when it is missing
     description: str = ""
 
     def __post_init__(self) -> None:

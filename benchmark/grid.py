@@ -31,6 +31,7 @@ from .config import CellConfig, Experiment
 from .dataset_rows import SOURCES
 from .errors import BenchError
 from .executors import get_executor
+from .teaching import cell_problems, teacher_file
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, axes_label, inspect_record, read_record,
                       record_path, write_record)
 
@@ -139,25 +140,47 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
 
 
 def missing_inputs(experiment: Experiment) -> list[str]:
-    """The local files the grid's dataset rows name (directories, run files) that do not exist, one line each.
-    (Teacher files may be fetched on first use, so they are not checked.)"""
+    """The local files the grid's rows name (dataset directories, first-stage run files, teacher files) that do not
+    exist, one line each with what it is and where it comes from (the row's ``download``, else what the row says it
+    holds). Files the package ships and inputs ir_datasets fetches itself (``irds:`` ids) are not listed."""
     missing = []
     for name, spec in {n: s for c in experiment.cells for n, s in c.datasets.items()}.items():
         if spec.source in ("trec-dir", "beir-dir") and not Path(spec.path or "").is_dir():
-            missing.append(f"dataset {name!r}: directory {spec.path!r} does not exist")
+            missing.append(f"dataset {name!r}: directory {spec.path!r} does not exist"
+                           f"{_needs(spec.download or f'a {spec.source} directory: ' + SOURCES.get(spec.source).description)}")
         if spec.first_stage.startswith("run:") and not Path(spec.first_stage[4:]).is_file():
-            missing.append(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist")
+            made = (f"the {spec.first_stage_name} top-{spec.top_k} of ir_datasets {spec.id!r} as a TREC run"
+                    if spec.id else f"the {spec.first_stage_name} top-{spec.top_k} as a TREC run")
+            missing.append(f"dataset {name!r}: run file {spec.first_stage[4:]!r} does not exist"
+                           f"{_needs(spec.download or made)}")
+    for name, spec in {c.teacher.name: c.teacher for c in experiment.cells}.items():
+        if spec.path and not spec.path.startswith("irds:") and teacher_file(spec) is None:
+            missing.append(f"teacher {name!r}: file {spec.path!r} does not exist"
+                           f"{_needs(spec.download or spec.description)}")
     return missing
 
 
+def _needs(source: str) -> str:
+    return f" (get it: {source})" if source else ""
+
+
+def refusals(experiment: Experiment) -> list[str]:
+    """What ``run_cell`` would refuse before any work, per cell: ``<cell id>: <reason>``, every problem of every cell
+    (a teacher that cannot feed the cell's sampler, ...), so a grid is mended in one pass rather than cell by cell."""
+    out = []
+    for cell in experiment.cells:
+        for problem in cell_problems(cell):
+            out.append(f"{cell.cell_id}: {problem}")
+    return out
+
+
 def check_inputs(experiment: Experiment) -> None:
-    """Every local input the grid names exists: found before any cell trains, not when the first cell that reads
-    it fails."""
-    missing = missing_inputs(experiment)
-    if missing:
-        more = (f" (and {len(missing) - 1} more missing input(s): run --dry-run to list them)"
-                if len(missing) > 1 else "")
-        raise BenchError(missing[0] + more)
+    """Every local input the grid names exists and no cell would be refused: found before any cell trains, not when
+    the first cell that reads it fails."""
+    for found, what in ((refusals(experiment), "refused cell(s)"), (missing_inputs(experiment), "missing input(s)")):
+        if found:
+            more = f" (and {len(found) - 1} more {what}: --dry-run lists them all)" if len(found) > 1 else ""
+            raise BenchError(found[0] + more)
 
 
 def check_data(experiment: Experiment) -> None:

@@ -53,6 +53,7 @@ class TeacherSpec:
     finetune_batch_size: int | None = None  # queries per fine-tuning step (None: the cell's train.batch_size)
     path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
     md5: str | None = None  # expected md5 of the file at path, checked before reading it
+    download: str = ""  # where the file comes from (a record, a URL, the command that makes it): --dry-run says it
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -236,13 +236,19 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
     return model.eval(), tokenizer
 
 
-def _file(spec: TeacherSpec) -> Path:
-    """The row's file (a path, or a name shipped in ``benchmark/data``), its md5 checked where the row gives one."""
+def teacher_file(spec: TeacherSpec) -> Path | None:
+    """The row's file (a path, or a name shipped in ``benchmark/data``); None when neither exists."""
     path = Path(spec.path or "")
     if spec.path and not path.is_absolute() and not path.exists():
         packaged = Path(__file__).resolve().parent / "data" / spec.path
         path = packaged if packaged.exists() else path
-    if not path.is_file():
+    return path if spec.path and path.is_file() else None
+
+
+def _file(spec: TeacherSpec) -> Path:
+    """:func:`teacher_file`, its md5 checked where the row gives one."""
+    path = teacher_file(spec)
+    if path is None:
         raise BenchError(f"teacher {spec.name!r}: file {spec.path!r} does not exist")
     if spec.md5:
         digest = hashlib.md5()
@@ -305,12 +311,26 @@ def _budgeted(spec: TeacherSpec, ctx: TeacherContext, records: Callable[[], Iter
     yield from (r for r in records() if r[1] in keep)
 
 
+def sampler_problem(spec: TeacherSpec, sampler_name: str) -> str | None:
+    """Why ``spec`` cannot feed sampler ``sampler_name`` (None when it can)."""
+    sampler = get_sampler(sampler_name)
+    if sampler.needs_triples and not TEACHER_KINDS.get(spec.kind).triples:
+        return (f"teacher {spec.name!r}: sampler {sampler.name!r} needs a teacher that lists (q, d+, d-) triples (a "
+                f"score-file TSV or a docpairs row), not a {spec.kind} teacher")
+    return None
+
+
 def check_sampler(spec: TeacherSpec, ctx: TeacherContext) -> None:
     """Refuse a teacher that cannot feed the cell's sampler before any work (a fine-tuned teacher takes minutes)."""
-    sampler = get_sampler(ctx.cell.train.sampler)
-    if sampler.needs_triples and not TEACHER_KINDS.get(spec.kind).triples:
-        raise BenchError(f"teacher {spec.name!r}: sampler {sampler.name!r} needs a teacher that lists (q, d+, d-) "
-                         f"triples (a score-file TSV or a docpairs row), not a {spec.kind} teacher")
+    problem = sampler_problem(spec, ctx.cell.train.sampler)
+    if problem:
+        raise BenchError(problem)
+
+
+def cell_problems(cell: CellConfig) -> list[str]:
+    """What the cell's teaching would refuse, known from its config alone (``--dry-run`` lists them per cell)."""
+    problem = None if cell.train.eval_only else sampler_problem(cell.teacher, cell.train.sampler)
+    return [problem] if problem else []
 
 
 def _score_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
