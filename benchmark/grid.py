@@ -10,6 +10,7 @@ Inputs (dataset directories, run and teacher files) and the results directory ar
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -240,10 +241,11 @@ def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = Fal
 def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "local", force: bool = False,
              only: dict[str, str] | None = None, executor_options: dict[str, Any] | None = None,
              echo: Callable[[str], None] = print) -> GridSummary:
-    check_inputs(experiment)
-    check_data(experiment)
-    check_writable(results_dir, experiment)
     todo, done = select_cells(experiment, results_dir, force=force, only=only)
+    chosen = dataclasses.replace(experiment, cells=todo)  # the inputs of the cells that will run
+    check_inputs(chosen)
+    check_data(chosen)
+    check_writable(results_dir, experiment)
     summary = GridSummary(skipped=done)
     if done:
         echo(f"{len(done)} finished cell(s) skipped (use --force to rerun)")

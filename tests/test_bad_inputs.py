@@ -204,9 +204,11 @@ def test_good_layouts_load_and_a_bom_is_not_part_of_the_first_id(tmp_path):
     assert load_experiment(grid).name == "bad"
 
 
-def test_missing_dataset_directory_found_by_dry_run(tmp_path, capsys):
+def test_missing_dataset_directory_listed_by_dry_run_refused_by_run(tmp_path, capsys):
     grid = data_grid(tmp_path / "grid.toml", tmp_path / "gone", "trec-dir")
-    assert main([str(grid), "--dry-run", "--results", str(tmp_path / "r")]) == 2
+    assert main([str(grid), "--dry-run", "--results", str(tmp_path / "r")]) == 0  # a listing, not an error
+    assert f"missing: dataset 'local': directory '{tmp_path / 'gone'}' does not exist" in capsys.readouterr().out
+    assert main([str(grid), "--results", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"dataset 'local': directory '{tmp_path / 'gone'}' does not exist" in err
     assert not (tmp_path / "r").exists()

@@ -7,7 +7,9 @@ label as our dataset rows name them: ``bm25``, ``splade-v3-distilbert``, ``colbe
 reranked per query), ``train_data`` (our training dataset row holding the same queries) and ``recipe`` (``field=value``
 pairs of our ``[train]`` table, separated by ``;``; may be empty). A delta is shown only where our cell's record
 states the same protocol; fields a record does not state are not compared. Where several rows share a key, the
-first whose protocol matches the cell is shown (else the first); the others are counted in its title.
+first whose protocol matches the cell is shown (else the first); the others are counted in its title. An optional
+``unmatched`` column says why a row can match no cell of the grids in ``experiments/`` (empty: some cell's key and
+protocol match it, which a test checks).
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def _agree(values: list[str]) -> str:
 
 def cell_protocol(record: dict[str, Any], dataset: str) -> dict[str, str]:
     """What a cell ran on ``dataset`` (an eval dataset or an aggregate column), as far as its record states it:
-    first stage label, rerank depth, ``train.<field>`` values and, for an aggregate, how many of its sets."""
+    first stage label, rerank depth, ``train.<field>`` values and, for an aggregate, how many of its sets. A
+    rehearsed cell's record states the protocol of the real cell it rehearsed (``config.origin``)."""
     config = record.get("config") or {}
+    # a rehearsed cell stands in for the real cell it was made from: that cell's protocol is the one to compare
+    config = config.get("origin") or config
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     out = {f"train.{k}": str(v) for k, v in train.items()}
     rows = config.get("datasets") if isinstance(config.get("datasets"), dict) else {}

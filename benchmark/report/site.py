@@ -165,7 +165,8 @@ def _main(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Pa
     exports = export(out_dir, slug(f"{name}-main-ndcg10"), main.numbers, main.text, main.latex)
     datasets = [d for d in table["mean"].columns if d not in AGGREGATE_NAMES]
     bars = plots.dataset_bars(table["mean"][datasets], out_dir / slug(f"{name}-datasets"))
-    return {"view": main.view, "citations": main.citations, "exports": exports, "bars": bars[:1]}
+    return {"view": main.view, "citations": main.citations, "exports": exports, "bars": bars[:1],
+            "compared": main.compared}
 
 
 def _retention(part: pd.DataFrame, build):
@@ -211,7 +212,8 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
     exp: dict[str, Any] = {"name": name, "page": f"{slug(name)}/index.html", "n": len(recs),
                            "n_ok": sum(r.get("status") == "ok" for r in recs), "cells": cells,
                            "failures": [c for c in cells if c["status"] != "ok"],
-                           "main": None, "tables": [], "latency": None, "protocols": {}}
+                           "main": None, "tables": [], "latency": None, "protocols": {},
+                           "rehearsal": any((r.get("config") or {}).get("origin") for r in recs)}
     if part.empty:
         return exp
     exp["main"] = _main(name, part, recs, out_dir, references)

@@ -184,6 +184,7 @@ class MainTable:
     text: pd.DataFrame
     latex: pd.DataFrame
     citations: list[str]
+    compared: dict[str, int] = field(default_factory=dict)  # published numbers shown: "delta" (protocol matches), "differs"
 
 
 def _row_records(keys: list[dict[str, str]], records: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
@@ -251,7 +252,9 @@ def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Refere
     numbers = pd.DataFrame({k: v for c in columns for k, v in c.exports.items()}, index=means.index)
     numbers = numbers.round({c: 4 for c in numbers.columns if not c.endswith(" protocol")})
     citations = sorted(set().union(*(c.sources for c in columns)))
-    return MainTable(view, numbers, text, latex, citations)
+    notes = [n for c in columns if c.kind == "Δ" for n in c.exports[f"{c.dataset} protocol"] if n is not None]
+    compared = {"delta": sum(n == "matches" for n in notes), "differs": sum(n != "matches" for n in notes)}
+    return MainTable(view, numbers, text, latex, citations, compared)
 
 
 def latency_view(lat: pd.DataFrame) -> dict[str, Any]:
