@@ -224,7 +224,44 @@ class _Rows:
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    return parse_experiment(read_toml(path), source=str(path))
+    return parse_experiment(_extended(Path(path), ()), source=str(path))
+
+
+def _extended(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The grid file at ``path`` with ``[experiment] extends = "<grid file>"`` resolved (a path relative to the
+    file): the base grid's tables, this file's on top (:func:`merge_grids`), so a variant of a grid is its
+    differences only."""
+    doc = read_toml(path)
+    meta = doc.get("experiment") if isinstance(doc.get("experiment"), dict) else {}
+    base = meta.get("extends")
+    if base is None:
+        return doc
+    if not isinstance(base, str) or not base:
+        raise BenchError(f"{path}: experiment.extends must be the path of a grid file")
+    target = (path.parent / base).resolve()
+    if target in seen or target == path.resolve():
+        raise BenchError(f"{path}: experiment.extends {base!r} extends itself")
+    if not target.is_file():
+        raise BenchError(f"{path}: experiment.extends {base!r}: no grid file {str(target)!r}")
+    merged = merge_grids(_extended(target, (*seen, path.resolve())), doc)
+    merged["experiment"] = {k: v for k, v in merged["experiment"].items() if k != "extends"}
+    return merged
+
+
+def merge_grids(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: ``[experiment]`` is ``over``'s alone (a variant names itself); in ``[grid]``,
+    ``[train]``, ``[eval]``, ``[report]`` a key of ``over`` replaces the base's (an axis, recipes included, is
+    replaced whole); row sections merge by row name, a row of ``over`` replacing the base's row of that name."""
+    out = {k: v for k, v in base.items() if k != "experiment"}
+    out["experiment"] = dict(over.get("experiment", {}))
+    for section, table in over.items():
+        if section == "experiment":
+            continue
+        if isinstance(table, dict) and isinstance(out.get(section), dict):
+            out[section] = {**out[section], **table}
+        else:
+            out[section] = table
+    return out
 
 
 def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experiment:
