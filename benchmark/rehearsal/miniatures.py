@@ -110,52 +110,55 @@ class World:
 
 def write_run(path: Path, run: Run, *, ranking: bool = False) -> Path:
     """A run file in the layout its released name has (:data:`RUN_LAYOUTS`); gzip when the name ends ``.gz``.
-    ``ranking``: an LLM teacher's ranked list, scored by rank (best = highest) as RankZephyr files are."""
+    ``ranking``: an LLM teacher's ranked list, its scores falling with rank (depth - rank + 1)."""
     layout = next(r for r in RUN_LAYOUTS if fnmatch(path.name, r.pattern))
-    with _open_text(path) as f:
+
+    def lines() -> Iterator[str]:
         for q in sorted(run):
             for rank, (d, s) in enumerate(by_score(run[q]), 1):
                 score = float(len(run[q]) - rank + 1) if ranking else round(s, 6)
-                f.write(layout.sep.join([q, layout.q0, d, str(rank), repr(score), layout.tag]) + "\n")
-    return path
+                yield layout.sep.join([q, layout.q0, d, str(rank), repr(score), layout.tag])
+
+    return write_lines(path, lines())
 
 
-def positives(world: World, role: str) -> Iterator[tuple[str, str, list[str]]]:
-    """(qid, a judged-relevant doc, the run's unjudged docs) per query of the role that has both."""
-    qrels, run = world.qrels(role), world.run(role)
+NEGATIVES = 4  # training triples per query: its first judged positive against its 4 best unjudged candidates
+
+
+def triples(world: World) -> Iterator[tuple[str, str, str]]:
+    """(qid, d+, d-): each training query's first judged-relevant doc against its best unjudged BM25 candidates."""
+    qrels, run = world.qrels("train"), world.run("train")
     for q in sorted(run):
         pos = sorted(d for d, g in qrels[q].items() if g > 0)
         negs = [d for d, _ in by_score(run[q]) if qrels[q].get(d, 0) <= 0]
-        if pos and negs:
-            yield q, pos[0], negs
+        for neg in negs[:NEGATIVES] if pos else ():
+            yield q, pos[0], neg
+
+
+def write_lines(path: Path, lines: Iterator[str]) -> Path:
+    with _open_text(path) as f:
+        f.writelines(f"{line}\n" for line in lines)
+    return path
 
 
 def write_score_tsv(path: Path, world: World) -> Path:
     """Hofstaetter et al. 2020's teacher file: ``pos_score neg_score qid pid_pos pid_neg``, tab-separated
-    (sebastian-hofstaetter/neural-ranking-kd: README.md); BM25 scores stand in for the ensemble's."""
+    (sebastian-hofstaetter/neural-ranking-kd: README.md); BM25 scores (the positive's raised by 2) stand in for
+    the ensemble's."""
     run = world.run("train")
-    with _open_text(path) as f:
-        for q, pos, negs in positives(world, "train"):
-            for neg in negs[:4]:
-                f.write(f"{run[q].get(pos, 0.0) + 2.0:.4f}\t{run[q][neg]:.4f}\t{q}\t{pos}\t{neg}\n")
-    return path
+    return write_lines(path, (f"{run[q].get(p, 0.0) + 2.0:.4f}\t{run[q][n]:.4f}\t{q}\t{p}\t{n}"
+                              for q, p, n in triples(world)))
 
 
 def write_docpairs(path: Path, world: World) -> Path:
     """The MS MARCO id triples' layout (``qidpidtriples.train.full.2.tsv``: ``qid pid+ pid-``, tab-separated)."""
-    with _open_text(path) as f:
-        for q, pos, negs in positives(world, "train"):
-            for neg in negs[:4]:
-                f.write(f"{q}\t{pos}\t{neg}\n")
-    return path
+    return write_lines(path, (f"{q}\t{p}\t{n}" for q, p, n in triples(world)))
 
 
 def write_rankings_jsonl(path: Path, world: World) -> Path:
     """JSONL rankings (``{"qid": ..., "ranking": [docid, ...]}``, best first)."""
-    with _open_text(path) as f:
-        for q, cands in sorted(world.run("train").items()):
-            f.write(json.dumps({"qid": q, "ranking": [d for d, _ in by_score(cands)]}) + "\n")
-    return path
+    return write_lines(path, (json.dumps({"qid": q, "ranking": [d for d, _ in by_score(c)]})
+                              for q, c in sorted(world.run("train").items())))
 
 
 # -- ir_datasets ----------------------------------------------------------------------------------------------------
