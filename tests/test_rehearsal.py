@@ -123,6 +123,9 @@ def test_miniature_ir_datasets_ids_read_through_the_loader_and_restore(world, tm
         q = next(iter(coll.queries))
         assert len(coll.run[q]) == 5 and all(d in world.docs for d in coll.run[q])
         assert ir_datasets.docs_parent_id(dl19) == "msmarco-passage"
+        official = load_collection(DatasetSpec(name="top1000", source="ir_datasets", id=dl19,
+                                               first_stage="scoreddocs", top_k=1000))  # unscored, as MS MARCO's
+        assert official.run[q].keys() == world.run("eval", dl19)[q].keys() and set(official.run[q].values()) == {0.0}
         pairs = list(ir_datasets.load(triples).docpairs_iter())
         assert pairs and all(world.qrels("train")[p.query_id][p.doc_id_a] > 0 for p in pairs)
         with gzip.open(tmp_path / "msmarco-passage__train__triples-v2" / "qidpidtriples.train.full.2.tsv.gz",

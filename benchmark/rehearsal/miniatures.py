@@ -18,7 +18,7 @@ from pathlib import Path
 
 import ir_datasets
 from ir_datasets.datasets.base import Dataset
-from ir_datasets.formats import TrecQrels, TsvDocPairs, TsvDocs, TsvQueries
+from ir_datasets.formats import TrecQrels, TrecScoredDocs, TsvDocPairs, TsvDocs, TsvQueries
 from ir_datasets.util import GzipExtract, LocalDownload
 
 from ..collection import Collection, Run, by_score
@@ -175,7 +175,7 @@ def _dataset_files(directory: Path, world: World, role: str, row: str) -> tuple[
 @contextlib.contextmanager
 def irds_registered(ids: dict[str, str], docpairs: set[str], directory: Path, world: World) -> Iterator[None]:
     """Register, for the ``with`` block, a miniature ir_datasets dataset under each id (id -> role): its corpus,
-    queries and qrels as ``TsvDocs`` / ``TsvQueries`` / ``TrecQrels`` files, docpairs (ids in ``docpairs``) as a
+    queries, qrels and scoreddocs as ``TsvDocs`` / ``TsvQueries`` / ``TrecQrels`` / ``TrecScoredDocs`` files, docpairs (ids in ``docpairs``) as a
     gzipped ``TsvDocPairs`` file. Ids whose real datasets share a corpus (``ir_datasets.docs_parent_id``) share one
     miniature corpus, registered under that parent id too, so an index built over it is shared as for the real
     corpus. The real registry entries come back afterwards."""
@@ -192,8 +192,11 @@ def irds_registered(ids: dict[str, str], docpairs: set[str], directory: Path, wo
                               encoding="utf-8")
             corpora[parent] = TsvDocs(LocalDownload(corpus), namespace=parent, lang="en")
         queries, qrels = _dataset_files(directory / _slug(dataset_id), world, role, dataset_id)
+        # scoreddocs as MS MARCO ships its official top-1000 (``qid pid``, no score): an unranked list
+        scored = write_lines(directory / _slug(dataset_id) / "top1000", (
+            f"{q} {d}" for q, r in sorted(world.run(role, dataset_id).items()) for d, _ in by_score(r)))
         parts = [corpora[parent], TsvQueries(LocalDownload(queries), namespace=dataset_id, lang="en"),
-                 TrecQrels(LocalDownload(qrels), GRADES)]
+                 TrecQrels(LocalDownload(qrels), GRADES), TrecScoredDocs(LocalDownload(scored))]
         if dataset_id in docpairs:
             triples = write_docpairs(directory / _slug(dataset_id) / "qidpidtriples.train.full.2.tsv.gz", world)
             parts.append(TsvDocPairs(GzipExtract(LocalDownload(triples))))
