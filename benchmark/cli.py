@@ -53,6 +53,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", default="reports", help="report output directory (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
     p.add_argument("--no-report", action="store_true", help="do not render the report after the grid")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
 
 
 def _rehearsal_dir(p: argparse.ArgumentParser) -> None:
@@ -185,6 +186,10 @@ def _report(results: Path, out: Path, **options) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
+    from .progress import QUIET_ENV
+
+    if getattr(args, "quiet", False):
+        os.environ[QUIET_ENV] = "1"
 
     experiment = load_experiment(args.grid, overrides=args.overrides)
     only = _parse_only(args.only)
