@@ -20,6 +20,10 @@ from .errors import BenchError
 from .registry import Registry
 
 BUNDLED_PREFIX = "bundled:"
+# Families whose sequence-classification model takes a one-Linear first-token head in place of its own
+# (benchmark.models.use_linear_head). DistilBERT's head applies a ReLU between its two layers inline, so no module
+# swap makes it one Linear.
+LINEAR_HEAD_FAMILIES = ("bert", "electra", "roberta", "xlm-roberta")
 
 
 def bundled_minilm_path() -> Path:
@@ -56,6 +60,14 @@ class BackboneSpec:
     # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
     dtype: Literal["fp32", "bf16", "fp16"] = "bf16"
     attn_implementation: str | None = "sdpa"
+    # The scoring head: "auto" is the family's AutoModelForSequenceClassification head; "linear" is one
+    # Linear(hidden, 1) on the first token's last hidden state, the head of matchmaker's BERT_Cat
+    # (sebastian-hofstaetter/matchmaker: matchmaker/models/bert_cat.py @ cb1d35d8) and of lightning-ir's
+    # cross-encoders (webis-de/lightning-ir: lightning_ir/cross_encoder/model.py, ``self.linear``, first-token pooling).
+    head: Literal["auto", "linear"] = "auto"
+    # Where a checkpoint keeps its trained head when it is not where transformers looks: the state-dict prefix of a
+    # "linear" head (lightning-ir checkpoints such as webis/monoelectra-base: "linear"). None: the family's own keys.
+    head_weights: str | None = None
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates
 
@@ -63,6 +75,11 @@ class BackboneSpec:
         typed.check_choices(self, f"backbone {self.name!r}: ")
         if self.max_length <= 0:
             raise BenchError(f"backbone {self.name!r}: max_length must be positive, got {self.max_length}")
+        if self.head_weights and self.head != "linear":
+            raise BenchError(f"backbone {self.name!r}: head_weights names a linear head's weights: set head = \"linear\"")
+        if self.head == "linear" and self.family not in LINEAR_HEAD_FAMILIES:
+            raise BenchError(f"backbone {self.name!r}: head = \"linear\" is available for "
+                             f"{', '.join(LINEAR_HEAD_FAMILIES)}, not {self.family!r}")
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> BackboneSpec:

@@ -32,6 +32,7 @@ from .config import CellConfig, Experiment
 from .dataset_rows import SOURCES
 from .errors import BenchError
 from .executors import get_executor
+from .models import head_problem
 from .teaching import cell_problems, teacher_file
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, axes_label, inspect_record, read_record,
                       record_path, write_record)
@@ -170,7 +171,8 @@ def refusals(experiment: Experiment) -> list[str]:
     (a teacher that cannot feed the cell's sampler, ...), so a grid is mended in one pass rather than cell by cell."""
     out = []
     for cell in experiment.cells:
-        for problem in cell_problems(cell):
+        head = head_problem(cell.backbone) if cell.train.eval_only else None
+        for problem in [*cell_problems(cell), *([head] if head else [])]:
             out.append(f"{cell.cell_id}: {problem}")
     return out
 

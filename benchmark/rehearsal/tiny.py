@@ -21,6 +21,7 @@ from transformers.utils import logging as hf_logging
 
 from ..backbones import BackboneSpec
 from ..errors import BenchError
+from ..models import save_linear_head_checkpoint
 
 VOCAB = 1000
 # Small enough that a training step of a tiny model takes milliseconds on a CPU, large enough for every attention
@@ -164,11 +165,15 @@ def tiny_config(spec: BackboneSpec, tokenizer) -> transformers.PretrainedConfig:
 def write_tiny_checkpoint(spec: BackboneSpec, directory: Path, texts: list[str], *, with_head: bool,
                           seed: int = 0) -> Path:
     """Save a tiny random model of ``spec``'s architecture and a trained tokenizer of its kind in ``directory``.
-    ``with_head``: a sequence-classification model with its one-logit head (a released reranker); else the bare
-    encoder (a hub backbone: the row's cell initialises the head)."""
+    ``with_head``: a released reranker, its one-logit head where the row says the checkpoint keeps it (a linear
+    head under ``head_weights``, as lightning-ir saves one, else the family's own head); without: the bare encoder
+    (a hub backbone: the row's cell initialises the head)."""
     tokenizer = train_tokenizer(_family(spec).tokenizer, texts)
     config = tiny_config(spec, tokenizer)
     torch.manual_seed(seed)
+    if with_head and spec.head == "linear":
+        return save_linear_head_checkpoint(AutoModel.from_config(config), tokenizer, directory,
+                                           spec.head_weights or "classifier")
     model = (AutoModelForSequenceClassification if with_head else AutoModel).from_config(config)
     directory.mkdir(parents=True, exist_ok=True)
     hf_logging.disable_progress_bar()
