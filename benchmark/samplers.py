@@ -35,24 +35,30 @@ Triple = tuple[str, str, str]  # (qid, d+, d-) as a teacher file or the MS MARCO
 
 
 class TripleTable(Sequence[Triple]):
-    """(q, d+, d-) triples as three int32 columns over one table of the distinct ids, in the order appended: ~12
-    bytes a triple plus each distinct id once (a list of tuples of strings costs ~10x that)."""
+    """(q, d+, d-) triples in the order appended, as three int64 columns: an id written as a plain integer (MS MARCO's
+    are) is stored as its value, any other as an index into a table of those ids (negative), so a triple costs 24
+    bytes and no string (a list of tuples of strings costs ~10x that)."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
         self._names: list[str] = []
-        self._columns = (array("i"), array("i"), array("i"))
+        self._columns = (array("q"), array("q"), array("q"))
 
-    def _id(self, name: str) -> int:
+    def _code(self, name: str) -> int:
+        if name.isdigit() and (name == "0" or name[0] != "0") and len(name) < 19:
+            return int(name)
         i = self._index.get(name)
         if i is None:
             i = self._index[name] = len(self._names)
             self._names.append(name)
-        return i
+        return -1 - i
+
+    def _name(self, code: int) -> str:
+        return str(code) if code >= 0 else self._names[-1 - code]
 
     def append(self, qid: str, pos: str, neg: str) -> None:
         for column, name in zip(self._columns, (qid, pos, neg)):
-            column.append(self._id(name))
+            column.append(self._code(name))
 
     def __len__(self) -> int:
         return len(self._columns[0])
@@ -60,12 +66,38 @@ class TripleTable(Sequence[Triple]):
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        return tuple(self._names[column[i]] for column in self._columns)
+        return tuple(self._name(column[i]) for column in self._columns)
 
     def __iter__(self) -> Iterator[Triple]:
-        names = self._names
+        name = self._name
         for q, p, n in zip(*self._columns):
-            yield names[q], names[p], names[n]
+            yield name(q), name(p), name(n)
+
+    def __eq__(self, other: object) -> bool:  # equal to any sequence of the same triples, as a list would be
+        return isinstance(other, Sequence) and len(other) == len(self) and all(map(tuple.__eq__, self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class TriplePool(Mapping[str, list[str]]):
+    """A triples file's candidates per query (its d+ and d- in order, each once), read off a :class:`TripleTable`
+    when a query is looked up: the queries are kept, not the lists (the ``triples`` sampler needs only which queries
+    there are)."""
+
+    def __init__(self, table: TripleTable) -> None:
+        self._table = table
+        self._queries = dict.fromkeys(q for q, _, _ in table)
+
+    def __getitem__(self, qid: str) -> list[str]:
+        if qid not in self._queries:
+            raise KeyError(qid)
+        return list(dict.fromkeys(d for q, p, n in self._table if q == qid for d in (p, n)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._queries)
+
+    def __len__(self) -> int:
+        return len(self._queries)
 
 
 @dataclass

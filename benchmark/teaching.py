@@ -56,7 +56,7 @@ from .losses import get_objective
 from .models import build_cross_encoder
 from .registry import Registry
 from .results import atomic_write_text
-from .samplers import TripleTable, get_sampler
+from .samplers import TriplePool, TripleTable, get_sampler
 from .teachers import TEACHER_KINDS, TeacherSpec
 from .training import Targets, resolve_device, train_model, training_qids
 
@@ -512,11 +512,9 @@ def _docpairs(spec: TeacherSpec, ctx: TeacherContext):
     relevant, checked per line) is the positive and an unjudged d- scores 0. Only the triples the run's steps reach
     are read (:func:`triples_needed`), into a compact table."""
     triples = TripleTable()
-    pool: dict[str, dict[str, None]] = {}
     records = _budgeted(spec, ctx, lambda: _docpair_records(spec, ctx))
     for _, qid, (dpos, dneg) in itertools.islice(records, triples_needed(ctx.cell.train)):
         triples.append(qid, dpos, dneg)
-        pool.setdefault(qid, {}).update(dict.fromkeys((dpos, dneg)))
     if not len(triples):
         raise BenchError(f"teacher {spec.name!r}: {spec.path} lists no triples")
-    return Targets(ctx.collection.qrels, "labels", pool={q: list(d) for q, d in pool.items()}, triples=triples)
+    return Targets(ctx.collection.qrels, "labels", pool=TriplePool(triples), triples=triples)

@@ -14,7 +14,7 @@ import pytest
 from benchmark import shuffle
 from benchmark.config import parse_experiment
 from benchmark.grid import execute_cell, refusals
-from benchmark.samplers import TripleTable
+from benchmark.samplers import TriplePool, TripleTable
 
 LINES = [f"q{i % 97}\tp{i}\tn{i}" for i in range(5000)]
 
@@ -56,12 +56,14 @@ def test_an_interrupted_build_leaves_nothing_that_reads(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_triple_table_reads_back_what_was_appended():
+def test_triple_table_reads_back_what_was_appended_and_the_pool_its_queries():
     table = TripleTable()
-    for q, p, n in [("q1", "a", "b"), ("q2", "b", "c"), ("q1", "c", "a")]:
+    rows = [("q1", "a", "b"), ("1185869", "0", "8841822"), ("q1", "c", "a"), ("7", "007", "-3")]
+    for q, p, n in rows:
         table.append(q, p, n)
-    assert list(table) == [("q1", "a", "b"), ("q2", "b", "c"), ("q1", "c", "a")]
-    assert table[1] == ("q2", "b", "c") and table[-1] == ("q1", "c", "a") and len(table) == 3
+    assert list(table) == rows and table[1] == rows[1] and table[-1] == rows[-1] and len(table) == 4
+    pool = TriplePool(table)
+    assert list(pool) == ["q1", "1185869", "7"] and pool["q1"] == ["a", "b", "c"] and "q9" not in pool
 
 
 def _grid(path: str, objective: str, shuffle_seed: int | None, max_steps: int = 3) -> dict:

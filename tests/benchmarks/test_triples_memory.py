@@ -5,7 +5,7 @@ steps x 32 = 6.4M of MS MARCO's ~397M.
 Each stage runs in a fresh subprocess that reports its peak RSS (``ru_maxrss``) above the RSS after imports:
 
 - ``shuffle``: deal the file's lines into the bucket files (streamed: memory should not grow with the file);
-- ``read``: the first ``N`` shuffled triples into a ``TripleTable`` and the teacher's pool of candidates per query.
+- ``read``: the first ``N`` shuffled triples into a ``TripleTable`` and the teacher's ``TriplePool`` over it.
 
     pytest tests/benchmarks/test_triples_memory.py                      # 200k triples, read 128k
     pytest tests/benchmarks/test_triples_memory.py --benchmark-enable   # 10M triples, read 6.4M
@@ -29,7 +29,7 @@ STAGE = r"""
 import json, resource, sys, time
 from pathlib import Path
 from benchmark import shuffle
-from benchmark.samplers import TripleTable
+from benchmark.samplers import TriplePool, TripleTable
 source, directory, stage, n = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -39,13 +39,12 @@ if stage == "shuffle":
         shuffle.build((line.rstrip("\n") for line in f), directory, 123, shuffle.buckets_for(None))
     out = n
 else:
-    table, pool = TripleTable(), {}
+    table = TripleTable()
     for line in shuffle.read(directory):
-        q, p, m = line.split("\t")
-        table.append(q, p, m)
-        pool.setdefault(q, {}).update(dict.fromkeys((p, m)))
+        table.append(*line.split("\t"))
         if len(table) == n:
             break
+    pool = TriplePool(table)  # what the docpairs teacher hands the sampler
     out = len(table)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"stage": stage, "seconds": time.perf_counter() - start, "peak_mb": (peak - base) / 1024,
