@@ -73,12 +73,14 @@ def needs(cell: CellConfig) -> list[str]:
 
 
 def evaluation_protocol(cell: CellConfig) -> list[str]:
-    """Per eval dataset: its first stage (label and source), first-stage depth, rerank depth and measures."""
+    """Per eval dataset: its first stage (label and source), first-stage depth (and its cut where it keeps exactly
+    the depth), rerank depth and measures."""
     lines = []
     for name in cell.eval.datasets:
         spec = cell.datasets[name]
         label = spec.first_stage_name + ("" if spec.first_stage_name == spec.first_stage else f" ({spec.first_stage})")
-        lines.append(f"{name}: first stage {label} top-{spec.top_k}, rerank top-{cell.eval.top_k}, "
+        depth = f"top-{spec.top_k}" + (" in run order" if spec.cut == "run-order" else "")
+        lines.append(f"{name}: first stage {label} {depth}, rerank top-{cell.eval.top_k}, "
                      f"measures {' '.join(measures_of(cell, name))}")
     return lines
 
