@@ -8,6 +8,7 @@ from pathlib import Path
 from .cell import measures_of, scoring_max_length
 from .config import CellConfig, Experiment
 from .grid import cell_state, select_cells
+from .samplers import get_sampler
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
 # Sources: ir_datasets documentation pages of each id.
@@ -40,8 +41,8 @@ def training_steps(cell: CellConfig) -> int:
 def pairs_per_group(cell: CellConfig) -> int:
     """(query, doc) pairs one training example holds, per sampler: a triple 2, a teacher's ranked list its length
     (at most the first-stage depth it was ranked from), a group ``group_size``."""
-    sampler = getattr(cell.train, "sampler", "groups")
-    return {"triples": 2, "lists": cell.train.negatives_depth}.get(sampler, cell.train.group_size)
+    example = get_sampler(cell.train.sampler).example
+    return {"triple": 2, "list": cell.train.negatives_depth}.get(example, cell.train.group_size)
 
 
 def validations(cell: CellConfig, steps: int) -> int:
