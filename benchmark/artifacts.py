@@ -132,6 +132,36 @@ def save_student(model, tokenizer, directory: Path, *, max_length: int, token_ty
     tokenizer.save_pretrained(str(directory))
 
 
+LICENSE = "mit"  # the suite's; a student also inherits its base model's and its training data's terms
+
+
+def card_metadata(record: dict[str, Any], cell):
+    """The card's front matter as the hub reads it (``huggingface_hub.ModelCardData``): library, task, base model,
+    training data, license, and a ``model-index`` entry per eval dataset and measure (its first stage and depth in
+    the dataset config), so the hub shows the numbers and ``ModelCard.load`` reads them back."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    for dataset, m in record["metrics"].items():
+        spec = (record.get("config") or {}).get("datasets", {}).get(dataset, {})
+        info = m.get("first_stage_info", {})
+        for measure in info.get("measures") or ["nDCG@10"]:
+            if isinstance(m.get(measure), float):
+                results.append(EvalResult(
+                    task_type="text-ranking", dataset_type=spec.get("id") or spec.get("path") or dataset,
+                    dataset_name=dataset, dataset_split=spec.get("split") or "test",
+                    dataset_config=f"{info.get('name', '')} top-{info.get('rerank_depth', '')}",
+                    metric_type=measure, metric_name=measure, metric_value=round(m[measure], 4)))
+    train_data = cell.datasets.get(cell.train.dataset)
+    base = cell.backbone.checkpoint
+    return ModelCardData(
+        model_name=record["cell_id"], library_name="sentence-transformers", pipeline_tag="text-ranking",
+        license=LICENSE, tags=["cross-encoder", "reranker", "rerank-distill-bench", cell.objective],
+        base_model=base if base and not base.startswith(BUNDLED_PREFIX) else None,
+        datasets=[train_data.id or train_data.name] if train_data is not None else None,
+        eval_results=results or None)
+
+
 def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
     """README.md of a saved student: what it is, how to load it, the cell's metrics per dataset and latency, its
     full config and where the numbers come from."""
@@ -155,14 +185,11 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
             latency.append(f"| {device} | {lat.get('p50_ms', float('nan')):.1f} | {lat.get('p95_ms', float('nan')):.1f} "
                            f"| {lat.get('pairs_per_s', float('nan')):.0f} | {lat.get('dtype', '')} |")
     teacher = cell.teacher
-    front = {"library_name": "sentence-transformers", "pipeline_tag": "text-ranking",
-             "tags": ["cross-encoder", "reranker", "rerank-distill-bench", cell.objective],
-             **({"base_model": cell.backbone.checkpoint} if cell.backbone.checkpoint
-                and not cell.backbone.checkpoint.startswith(BUNDLED_PREFIX) else {})}
+    front = card_metadata(record, cell)
     train = record.get("train", {})
     validation = train.get("validation") or {}
     lines = [
-        "---", *(f"{k}: {json.dumps(v)}" for k, v in front.items()), "---", "",
+        "---", front.to_yaml(), "---", "",
         f"# {record['cell_id']}", "",
         f"A cross-encoder reranker trained by rerank-distill-bench {__version__} (git {prov.get('git_sha', '?')}), "
         f"grid `{record['experiment']}`, cell `{record['cell_id']}` (config hash `{record['config_hash']}`).", "",

@@ -1,6 +1,8 @@
-"""Command line: ``run_grid.py [GRID.toml]`` runs a grid and renders its report; ``run_grid.py report DIR`` re-renders.
+"""Command line. ``rdb run|dry-run|rehearse GRID``, ``rdb report RESULTS``, ``rdb list ROWS``, ``rdb --version``;
+``run_grid.py [GRID] [--dry-run | --rehearse]`` and ``run_grid.py report DIR`` are the same commands.
 
-Exit codes: 0 all cells ok, 1 some cell failed (their records say why), 2 bad input (one line on stderr).
+Exit codes: 0 all cells ok, 1 some cell failed (their records say why), 2 bad input (one line on stderr). Arguments
+and grid files are read before torch is imported, so a bad one answers at once.
 """
 
 from __future__ import annotations
@@ -14,17 +16,56 @@ from pathlib import Path
 from .errors import BenchError
 
 DEFAULT_GRID = Path("experiments/default.toml")
+PACKAGE = "rerank-distill-bench"
+# rdb list: registry modules hold rows only (no torch); each entry -> what a row line shows
+LISTS = {
+    "backbones": ("backbones", "BACKBONES", lambda r: f"{r.family:<11} {r.checkpoint or 'random init'}"),
+    "objectives": ("objectives", "OBJECTIVES", lambda r: f"{r.family:<10} {r.paper}"),
+    "teachers": ("teachers", "TEACHERS", lambda r: f"{r.kind:<13} {r.description}"),
+    "datasets": ("dataset_rows", "DATASETS", lambda r: f"{r.source:<12} {r.id or r.path or ''}  {r.description}"),
+    "samplers": ("samplers", "SAMPLERS", lambda r: r.description),
+    "precisions": ("precisions", "PRECISIONS", lambda r: f"{r.runtime:<12} weights {r.weights}"),
+}
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_grid.py", description="Train and evaluate a grid of distilled rerankers.",
-                                epilog="Re-render a report without running: run_grid.py report [RESULTS_DIR]")
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(PACKAGE)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    """The arguments that say which grid and cells a command works on."""
     p.add_argument("grid", nargs="?", default=str(DEFAULT_GRID), help="grid TOML (default: %(default)s)")
     p.add_argument("--results", default="results", help="results directory (default: %(default)s)")
+    p.add_argument("--only", action="append", default=[], metavar="AXIS=VALUE",
+                   help="run only cells with this axis value; repeat it (values of one axis are alternatives: "
+                        "--only objective=bce --only objective=infonce)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override one grid value for every cell, e.g. --set train.lr=1e-5 (a TOML value; it "
+                        "enters each cell's config hash); repeatable")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reports", default="reports", help="report output directory (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="rerun cells that already have a record")
-    p.add_argument("--only", nargs="+", default=[], metavar="AXIS=VALUE",
-                   help="run only cells whose axes match, e.g. --only backbone=bert-tiny objective=margin-mse")
+    p.add_argument("--no-report", action="store_true", help="do not render the report after the grid")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
+
+
+def _rehearsal_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rehearsal-dir", default="rehearsal",
+                   help="where a rehearsal keeps its inputs, results and report (default: %(default)s)")
+
+
+def _run_parser(prog: str = "run_grid.py") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Train and evaluate a grid of distilled rerankers.",
+                                epilog="Re-render a report without running: run_grid.py report [RESULTS_DIR]")
+    _selection(p)
+    _run_options(p)
     p.add_argument("--executor", default="local", help="local (default) or ray")
     p.add_argument("--address", default=None, help="Ray cluster address for --executor ray")
     p.add_argument("--dry-run", action="store_true", help="list the cells, what they need and what would be refused; "
@@ -32,37 +73,73 @@ def _run_parser() -> argparse.ArgumentParser:
     p.add_argument("--rehearse", action="store_true",
                    help="run every cell at toy scale (tiny models of each row's architecture, miniature inputs in "
                         "their released layouts, seeds folded), offline on a CPU, and render its report")
-    p.add_argument("--rehearsal-dir", default="rehearsal",
-                   help="where --rehearse keeps its inputs, results and report (default: %(default)s)")
-    p.add_argument("--no-report", action="store_true", help="do not render the report after the grid")
+    _rehearsal_dir(p)
+    p.add_argument("--print-config", metavar="CELL_ID", default=None,
+                   help="print one cell's resolved config as TOML (a cell id or a prefix of one) and exit")
     return p
 
 
-def _report_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run_grid.py report", description="Render the HTML report of a results dir.")
+def _report_parser(prog: str = "run_grid.py report") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Render the HTML report of a results dir.")
     p.add_argument("results", nargs="?", default="results", help="results directory (default: %(default)s)")
     p.add_argument("--out", default="reports", help="output directory (default: %(default)s)")
     return p
 
 
-def _parse_only(items: list[str]) -> dict[str, str]:
-    only = {}
+def _rdb_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rdb", description="rerank-distill-bench: train, evaluate and report grids of "
+                                "distilled cross-encoder rerankers.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("run", help="run a grid and render its report", parents=[_run_parser("rdb run")],
+                   add_help=False)
+    dry = sub.add_parser("dry-run", help="list a grid's cells, what they need and what a run would refuse")
+    _selection(dry)
+    rehearse = sub.add_parser("rehearse", help="run every cell of a grid at toy scale, offline, before GPU time")
+    _selection(rehearse)
+    _run_options(rehearse)
+    _rehearsal_dir(rehearse)
+    sub.add_parser("report", help="re-render the report of a results directory",
+                   parents=[_report_parser("rdb report")], add_help=False)
+    listing = sub.add_parser("list", help="list the rows of a registry")
+    listing.add_argument("rows", choices=sorted(LISTS))
+    return p
+
+
+def _parse_only(items: list[str]) -> dict[str, list[str]]:
+    """``AXIS=VALUE`` items -> axis -> the values any of which a cell may have."""
+    only: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise BenchError(f"--only expects AXIS=VALUE, got {item!r}")
-        only[key] = value
+        only.setdefault(key, []).append(value)
     return only
 
 
+COMMANDS = ("run", "dry-run", "rehearse", "report", "list")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``run_grid.py``: a grid run (``--dry-run``, ``--rehearse``), ``report DIR``, or any ``rdb`` command."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:
+        return _guarded(lambda: _report_command(_report_parser().parse_args(argv[1:])))
+    if argv[:1] and argv[0] in (*COMMANDS, "--version"):
+        return rdb_main(argv)
+    return _guarded(lambda: _run(_run_parser().parse_args(argv)))
+
+
+def rdb_main(argv: list[str] | None = None) -> int:
+    """``rdb COMMAND ...`` (``rdb --help`` lists the commands)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return _guarded(lambda: _command(_rdb_parser().parse_args(argv or ["--help"])))
+
+
+def _guarded(command) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        if argv[:1] == ["report"]:
-            args = _report_parser().parse_args(argv[1:])
-            return _report(Path(args.results), Path(args.out))
-        return _run(_run_parser().parse_args(argv))
+        return command()
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -71,8 +148,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-# Each subcommand imports its own stack when it runs: ``report`` needs no torch, and ``--help`` or a bad argument
-# answers without loading either.
+def _report_command(args: argparse.Namespace) -> int:
+    return _report(Path(args.results), Path(args.out))
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        return _list(args.rows)
+    if args.command == "report":
+        return _report_command(args)
+    if args.command == "dry-run":
+        args.dry_run, args.rehearse, args.print_config = True, False, None
+    elif args.command == "rehearse":
+        args.dry_run, args.rehearse, args.print_config = False, True, None
+    return _run(args)
+
+
+def _list(rows: str) -> int:
+    import importlib
+
+    module, name, line = LISTS[rows]
+    registry = getattr(importlib.import_module(f"benchmark.{module}"), name)
+    for key, row in registry.items():
+        print(f"{key:<26} {line(row)}".rstrip())
+    return 0
+
+
+# Each command imports its own stack when it runs: ``report`` needs no torch, and ``--help``, a bad argument or a
+# bad grid file answers without loading either.
 def _report(results: Path, out: Path, **options) -> int:
     from .report import render_report
 
@@ -83,32 +186,60 @@ def _report(results: Path, out: Path, **options) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_experiment
-    from .dryrun import describe_grid
-    from .grid import missing_inputs, refusals, run_grid
-    from .report import check_out_dir
+    from .progress import QUIET_ENV
 
-    experiment = load_experiment(args.grid)
+    if getattr(args, "quiet", False):
+        os.environ[QUIET_ENV] = "1"
+
+    experiment = load_experiment(args.grid, overrides=args.overrides)
     only = _parse_only(args.only)
+    if args.print_config:
+        return _print_config(experiment, args.print_config)
+    from .dryrun import describe_grid
+    from .grid import missing_inputs, refusals, select_cells
+
+    select_cells(experiment, Path(args.results), force=True, only=only)  # a filter matching nothing: exit 2 now
     if args.dry_run:
         return _dry_run(experiment, Path(args.results), only, describe_grid, missing_inputs, refusals)
     if args.rehearse:
         return _rehearse(args, experiment, only)
-    results = Path(args.results)
-    if not args.no_report:
-        check_out_dir(Path(args.reports))
-    print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {results}/{experiment.name}/")
-    start = time.perf_counter()
+    print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {args.results}/"
+          f"{experiment.name}/")
     options = {"address": args.address} if args.address else {}
-    summary = run_grid(experiment, results, executor=args.executor, force=args.force, only=only,
-                       executor_options=options)
+    return _run_and_report(experiment, args, Path(args.results), Path(args.reports), only,
+                           executor=args.executor, executor_options=options)
+
+
+def _run_and_report(experiment, args: argparse.Namespace, results: Path, reports: Path, only, **run_options) -> int:
+    """Run the grid's cells, print what ran and failed, render the report (unless --no-report)."""
+    from .grid import run_grid
+    from .report import check_out_dir
+
+    if not args.no_report:
+        check_out_dir(reports)
+    start = time.perf_counter()
+    summary = run_grid(experiment, results, force=args.force, only=only, **run_options)
     blocked = f", {len(summary.blocked)} not run (a foreign file holds their record)" if summary.blocked else ""
     print(f"{len(summary.ran)} cell(s) ran, {len(summary.skipped)} skipped, {len(summary.failures)} failed{blocked} "
           f"in {time.perf_counter() - start:.0f} s")
     for rec in summary.failures:
         print(f"  failed: {rec['cell_id']}: {rec['error']['message']}")
     if not args.no_report:
-        _report(results, Path(args.reports), **_report_options(experiment))
+        _report(results, reports, **_report_options(experiment))
     return 1 if summary.failures or summary.blocked else 0
+
+
+def _print_config(experiment, cell_id: str) -> int:
+    from .tomlfmt import dumps
+
+    found = [c for c in experiment.cells if c.cell_id == cell_id] or [
+        c for c in experiment.cells if c.cell_id.startswith(cell_id)]
+    if len(found) != 1:
+        known = ", ".join(c.cell_id for c in experiment.cells[:5]) + (" ..." if len(experiment.cells) > 5 else "")
+        raise BenchError(f"--print-config {cell_id!r} names {'no' if not found else len(found)} cell(s) of grid "
+                         f"{experiment.name!r} (cells: {known})")
+    print(dumps(found[0].to_dict()), end="")
+    return 0
 
 
 def _dry_run(experiment, results: Path, only, describe_grid, missing_inputs, refusals) -> int:
@@ -125,24 +256,15 @@ def _dry_run(experiment, results: Path, only, describe_grid, missing_inputs, ref
     return 2 if refused else 0
 
 
-def _rehearse(args: argparse.Namespace, experiment, only: dict[str, str]) -> int:
+def _rehearse(args: argparse.Namespace, experiment, only) -> int:
     """Every cell of the grid at toy scale (benchmark.rehearsal): results and report under --rehearsal-dir."""
-    from .grid import run_grid
     from .rehearsal import rehearse
 
     root = Path(args.rehearsal_dir)
-    results, reports = root / "results", root / "reports"
-    start = time.perf_counter()
     with rehearse(experiment, root / "inputs" / experiment.name) as toy:
-        print(f"rehearsal of {experiment.name}: {len(toy.cells)} cell(s) at toy scale -> {results}/{experiment.name}/")
-        summary = run_grid(toy, results, force=args.force, only=only)
-    print(f"rehearsal: {len(summary.ran) - len(summary.failures)} ok, {len(summary.skipped)} skipped, "
-          f"{len(summary.failures)} failed in {time.perf_counter() - start:.0f} s")
-    for rec in summary.failures:
-        print(f"  failed: {rec['cell_id']}: {rec['error']['message']}")
-    if not args.no_report:
-        _report(results, reports, **_report_options(experiment))
-    return 1 if summary.failures or summary.blocked else 0
+        print(f"rehearsal of {experiment.name}: {len(toy.cells)} cell(s) at toy scale -> {root / 'results'}/"
+              f"{experiment.name}/")
+        return _run_and_report(toy, args, root / "results", root / "reports", only)
 
 
 def _report_options(experiment) -> dict:

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -223,8 +224,57 @@ class _Rows:
         return self.extra[section][name] if name in self.extra[section] else registry.get(name)
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    return parse_experiment(_extended(Path(path), ()), source=str(path))
+def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
+    """The grid file at ``path`` (``extends`` resolved) with ``overrides`` (``KEY=VALUE``, ``rdb --set``) applied."""
+    return parse_experiment(apply_overrides(_extended(Path(path), ()), overrides), source=str(path))
+
+
+def apply_overrides(doc: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``section.key=value`` items set into the grid document (``value`` read as a TOML value, else a string).
+    ``train.<field>`` and ``eval.<field>`` also replace that field in every recipe and drop an axis over it, so
+    the value holds for every cell (and enters each cell's config hash)."""
+    doc = {k: dict(v) if isinstance(v, dict) else v for k, v in doc.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or len(path) < 2 or not all(path):
+            raise BenchError(f"--set expects SECTION.KEY=VALUE (e.g. train.lr=1e-5), got {item!r}")
+        value = _toml_value(text.strip())
+        table = doc
+        for part in path[:-1]:
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise BenchError(f"--set {key}: {part!r} is not a table in the grid")
+        table[path[-1]] = value
+        if path[0] in ("train", "eval") and len(path) == 2:
+            _force(doc, f"{path[0]}.{path[1]}", path[1], value)
+    return doc
+
+
+def _force(doc: dict[str, Any], axis: str, name: str, value: Any) -> None:
+    """Drop a grid axis over ``axis`` and set the field in every recipe that sets it."""
+    grid = doc.get("grid")
+    if not isinstance(grid, dict):
+        return
+    section = axis.split(".")[0]
+    nested = grid.get(section)
+    if isinstance(nested, dict):  # dotted axes arrive nested: [grid] train.lr = [...]
+        grid[section] = {k: v for k, v in nested.items() if k != name}
+    grid.pop(axis, None)
+    for recipe in grid.get("recipe") or []:
+        if isinstance(recipe, dict):
+            inner = recipe.get(section)
+            if isinstance(inner, dict) and name in inner:
+                recipe[section] = {**inner, name: value}
+            if axis in recipe:
+                recipe[axis] = value
+
+
+def _toml_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
 
 
 def _extended(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .cell import measures_of, scoring_max_length
 from .config import CellConfig, Experiment
-from .grid import cell_state, select_cells
+from .grid import Only, cell_state, select_cells
 from .samplers import get_sampler
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
@@ -86,7 +86,7 @@ def evaluation_protocol(cell: CellConfig) -> list[str]:
     return lines
 
 
-def describe_grid(experiment: Experiment, results_dir: Path, only: dict[str, str] | None = None) -> str:
+def describe_grid(experiment: Experiment, results_dir: Path, only: Only | None = None) -> str:
     cells, _ = select_cells(experiment, results_dir, force=True, only=only)
     lines = [f"grid {experiment.name}: {len(cells)} cell(s)"]
     total = 0.0

@@ -224,22 +224,27 @@ class GridSummary:
         return [r for r in self.ran if r["status"] != "ok"]
 
 
-def matches(cell: CellConfig, only: dict[str, str]) -> bool:
-    return all(str(cell.axes.get(k)) == v for k, v in only.items())
+Only = dict[str, "str | list[str]"]  # axis -> the value (or any of the values) a selected cell has
+
+
+def matches(cell: CellConfig, only: Only) -> bool:
+    return all(str(cell.axes.get(k)) in ([v] if isinstance(v, str) else v) for k, v in only.items())
 
 
 def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = False,
-                 only: dict[str, str] | None = None) -> tuple[list[CellConfig], list[CellConfig]]:
-    """(cells to run, finished cells skipped). ``only`` filters by axis value; ``force`` reruns finished cells."""
+                 only: Only | None = None) -> tuple[list[CellConfig], list[CellConfig]]:
+    """(cells to run, finished cells skipped). ``only`` filters by axis value (values of one axis are
+    alternatives); ``force`` reruns finished cells."""
     chosen = [c for c in experiment.cells if matches(c, only or {})]
     if only and not chosen:
-        raise BenchError(f"--only {' '.join(f'{k}={v}' for k, v in only.items())} matches no cell of the grid")
+        shown = " ".join(f"{k}={x}" for k, v in only.items() for x in ([v] if isinstance(v, str) else v))
+        raise BenchError(f"--only {shown} matches no cell of the grid")
     done = [] if force else [c for c in chosen if is_done(results_dir, c)]
     return [c for c in chosen if c not in done], done
 
 
 def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "local", force: bool = False,
-             only: dict[str, str] | None = None, executor_options: dict[str, Any] | None = None,
+             only: Only | None = None, executor_options: dict[str, Any] | None = None,
              echo: Callable[[str], None] = print) -> GridSummary:
     todo, done = select_cells(experiment, results_dir, force=force, only=only)
     chosen = dataclasses.replace(experiment, cells=todo)  # the inputs of the cells that will run

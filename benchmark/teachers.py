@@ -53,6 +53,8 @@ class TeacherSpec:
     finetune_batch_size: int | None = None  # queries per fine-tuning step (None: the cell's train.batch_size)
     path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
     md5: str | None = None  # expected md5 of the file at path, checked before reading it
+    # docpairs: read the triples in a seeded one-time shuffle (benchmark.shuffle) instead of file order; None = order
+    shuffle_seed: int | None = None
     download: str = ""  # where the file comes from (a record, a URL, the command that makes it): --dry-run says it
     description: str = ""
 

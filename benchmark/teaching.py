@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -41,8 +42,9 @@ from ir_datasets.formats import TsvDocPairs
 from ir_datasets.util import GzipExtract, LocalDownload
 from safetensors.torch import load_file, save_file
 
+from . import shuffle
 from .backbones import BackboneSpec, resolve_model_path
-from .cache import cache_root
+from .cache import cache_file, cache_root
 from .cache import digest as _digest
 from .collection import Collection, by_score
 from .config import CellConfig, TrainConfig
@@ -54,7 +56,7 @@ from .losses import get_objective
 from .models import build_cross_encoder
 from .registry import Registry
 from .results import atomic_write_text
-from .samplers import get_sampler
+from .samplers import TripleTable, get_sampler
 from .teachers import TEACHER_KINDS, TeacherSpec
 from .training import Targets, resolve_device, train_model, training_qids
 
@@ -356,21 +358,23 @@ def _score_file(spec: TeacherSpec, ctx: TeacherContext):
     """Scores as the file gives them. The Hofstätter TSV (``bert_cat_ensemble_msmarcopassage_train_scores_ids.tsv``,
     Zenodo 4068216; layout per ``sebastian-hofstaetter/neural-ranking-kd: README.md``, tab-separated
     ``pos_score neg_score query_id pos_passage_id neg_passage_id``) also yields its triples in file order, for the
-    ``triples`` sampler; a pair listed in several triples keeps its last score. Lists (``pool``) are best first."""
+    ``triples`` sampler (the ~40M lines are read only as far as its steps reach, :func:`triples_needed`); a pair
+    listed in several triples keeps its last score. Lists (``pool``) are best first."""
     path = _file(spec)
     table: dict[str, dict[str, float]] = {}
-    triples: list[tuple[str, str, str]] = []
-    for _, qid, rec in _budgeted(spec, ctx, lambda: _score_records(spec, ctx, path)):
+    triples = TripleTable()
+    records = _budgeted(spec, ctx, lambda: _score_records(spec, ctx, path))
+    for _, qid, rec in itertools.islice(records, triples_needed(ctx.cell.train)):
         row = table.setdefault(qid, {})
         if len(rec) == 4:
             dpos, dneg, row[rec[0]], row[rec[1]] = rec[0], rec[1], rec[2], rec[3]
-            triples.append((qid, dpos, dneg))
+            triples.append(qid, dpos, dneg)
         else:
             row[rec[0]] = rec[1]
     if not table:
         raise BenchError(f"teacher {spec.name!r}: {path} holds no scores")
     pool = {q: [d for d, _ in by_score(r)] for q, r in table.items()}
-    return Targets(table, "scores", pool=pool, triples=triples or None)
+    return Targets(table, "scores", pool=pool, triples=triples if len(triples) else None)
 
 
 def _ranking_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
@@ -431,10 +435,11 @@ def _llm_ranking(spec: TeacherSpec, ctx: TeacherContext):
 IRDS_PREFIX = "irds:"
 
 
-def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]:
-    """(q, d+, d-) through ir_datasets' own ``TsvDocPairs`` reader: an ir_datasets id (``irds:<id>``, e.g.
-    ``irds:msmarco-passage/train/triples-small``) or a local file in that layout (``qid pid+ pid-``, tab-separated,
-    as ``qidpidtriples.train.full.2.tsv``), gzip included."""
+def _docpair_source(spec: TeacherSpec) -> tuple[str, Iterator[tuple[str, str, str]], int | None]:
+    """(what to name in a message, the (q, d+, d-) stream in file order, its length where known) through
+    ir_datasets' own ``TsvDocPairs`` reader: an ir_datasets id (``irds:<id>``, e.g.
+    ``irds:msmarco-passage/train/triples-v2``) or a local file in that layout (``qid pid+ pid-``, tab-separated, as
+    ``qidpidtriples.train.full.2.tsv``), gzip included."""
     path = spec.path or ""
     if path.startswith(IRDS_PREFIX):
         irds_id = path[len(IRDS_PREFIX):]
@@ -445,31 +450,73 @@ def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]
             raise BenchError(f"teacher {spec.name!r}: {irds_id!r} is not an ir_datasets id") from None
         # asking for the path downloads (or builds) the file here, so an offline failure is one line
         _irds_call(where, "docpairs", lambda: dataset.docpairs_handler().docpairs_path())
-        pairs = iter(dataset.docpairs_iter())
-        shown = Path(irds_id)
+        pairs = dataset.docpairs_iter()
+        count = _count_hint(dataset)
+        shown = irds_id
     else:
-        shown = _file(spec)
-        dlc = LocalDownload(shown)
-        pairs = iter(TsvDocPairs(GzipExtract(dlc) if shown.suffix == ".gz" else dlc).docpairs_iter())
-    for lineno, pair in enumerate(pairs, 1):
-        qid, dpos, dneg = pair.query_id, pair.doc_id_a, pair.doc_id_b
-        _check_ids(shown, lineno, ctx, qid, [dpos, dneg])
+        file = _file(spec)
+        dlc = LocalDownload(file)
+        pairs = TsvDocPairs(GzipExtract(dlc) if file.suffix == ".gz" else dlc).docpairs_iter()
+        count, shown = None, str(file)
+    return shown, ((p.query_id, p.doc_id_a, p.doc_id_b) for p in pairs), count
+
+
+def _count_hint(dataset: Any) -> int | None:
+    """ir_datasets' docpairs count from its metadata, where it has one (it only sizes the shuffle's buckets)."""
+    try:
+        return int(dataset.docpairs_count())
+    except Exception:  # noqa: BLE001 -- no metadata for this id (or not an int): the shuffle uses its default
+        return None
+
+
+def _shuffled_docpairs(spec: TeacherSpec, shown: str, pairs: Iterator[tuple[str, str, str]],
+                       count: int | None) -> Iterator[tuple[str, str, str]]:
+    """The triples in the row's seeded one-time shuffle (:mod:`benchmark.shuffle`), built on first use into the
+    cache (keyed by the source, its md5 or size and time, and the seed) and read bucket by bucket."""
+    source: Any = spec.path
+    if not (spec.path or "").startswith(IRDS_PREFIX):
+        stat = Path(shown).stat()
+        source = [spec.path, spec.md5 or [stat.st_size, stat.st_mtime_ns]]
+    directory = cache_file("docpairs", spec.name, _digest(source, spec.shuffle_seed, "bucket-deal-v1"), "")
+    shuffle.build((f"{q}\t{a}\t{b}" for q, a, b in pairs), directory, spec.shuffle_seed, shuffle.buckets_for(count))
+    return (tuple(line.split("\t")) for line in shuffle.read(directory))
+
+
+def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]:
+    """The row's (q, d+, d-) triples, in file order or (``shuffle_seed``) its seeded shuffle; every d+ is checked to
+    be judged relevant."""
+    shown, pairs, count = _docpair_source(spec)
+    if spec.shuffle_seed is not None:
+        pairs = _shuffled_docpairs(spec, shown, pairs, count)
+        shown = f"{shown} (shuffled with seed {spec.shuffle_seed}; position"
+    for lineno, (qid, dpos, dneg) in enumerate(pairs, 1):
+        _check_ids(Path(shown), lineno, ctx, qid, [dpos, dneg])
         if ctx.collection.qrels.get(qid, {}).get(dpos, 0) <= 0:
-            raise BenchError(f"{shown}:{lineno}: d+ {dpos!r} is not judged relevant for query {qid!r} in dataset "
-                             f"{ctx.collection.name!r}")
+            raise BenchError(f"{shown}:{lineno}{')' if spec.shuffle_seed is not None else ''}: d+ {dpos!r} is not "
+                             f"judged relevant for query {qid!r} in dataset {ctx.collection.name!r}")
         yield lineno, qid, (dpos, dneg)
+
+
+def triples_needed(train: TrainConfig) -> int | None:
+    """How many of a file's triples the ``triples`` sampler can reach: ``max_steps`` x ``batch_size`` (it takes them
+    in order, one epoch after another), None when the run counts epochs (each epoch reads them all)."""
+    if train.max_steps is None or not get_sampler(train.sampler).needs_triples:
+        return None
+    return train.max_steps * train.batch_size
 
 
 @TARGETS.register("docpairs")
 def _docpairs(spec: TeacherSpec, ctx: TeacherContext):
     """Training triples without teacher scores (BCE and Hinge in the seed paper, ``xpmir/cross-encoders:
     src/training_utils.py`` ``msmarco_v1_docpairs_efficient_sampler``): targets are the qrels grades, so d+ (judged
-    relevant, checked per line) is the positive and an unjudged d- scores 0."""
-    triples: list[tuple[str, str, str]] = []
+    relevant, checked per line) is the positive and an unjudged d- scores 0. Only the triples the run's steps reach
+    are read (:func:`triples_needed`), into a compact table."""
+    triples = TripleTable()
     pool: dict[str, dict[str, None]] = {}
-    for _, qid, (dpos, dneg) in _budgeted(spec, ctx, lambda: _docpair_records(spec, ctx)):
-        triples.append((qid, dpos, dneg))
+    records = _budgeted(spec, ctx, lambda: _docpair_records(spec, ctx))
+    for _, qid, (dpos, dneg) in itertools.islice(records, triples_needed(ctx.cell.train)):
+        triples.append(qid, dpos, dneg)
         pool.setdefault(qid, {}).update(dict.fromkeys((dpos, dneg)))
-    if not triples:
+    if not len(triples):
         raise BenchError(f"teacher {spec.name!r}: {spec.path} lists no triples")
     return Targets(ctx.collection.qrels, "labels", pool={q: list(d) for q, d in pool.items()}, triples=triples)

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .collection import Collection
 from .config import TrainConfig
@@ -26,6 +25,7 @@ from .errors import BenchError
 from .fastpath import first_logits
 from .inference import autocast_context, encode_pairs, length_batches
 from .losses import Objective, check_finite
+from .progress import Progress
 from .samplers import Candidates, Groups, Triple, get_sampler, sample
 
 TargetTable = Mapping[str, Mapping[str, float]]  # qid -> docid -> target value (unlisted docs: 0)
@@ -251,7 +251,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         best.restore(resumed.get("best"), checkpoint.load_best(checkpoint_dir))
     last_epoch = first_epoch if step else -1
     start = time.perf_counter()
-    bar = tqdm(total=total, initial=step, desc=desc, leave=False, disable=None, dynamic_ncols=True)
+    bar = Progress(total, desc, "steps", initial=step)
     for s in training_steps(collection, qids, cfg, rng, pool, first_epoch=first_epoch, skip=skip, done=step):
         last_epoch = s.epoch
         opt.zero_grad(set_to_none=True)
@@ -273,7 +273,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         if step % log_every == 0 or step == total - 1:
             curve.append([step, round(value, 6)])
         step += 1
-        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        bar.set_postfix(loss=f"{value:.4f}")
         bar.update()
         if best.validate and step % cfg.validate_every == 0:
             best.check(model, step)

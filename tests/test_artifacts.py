@@ -123,7 +123,15 @@ def test_a_trained_cell_saves_its_student_with_a_model_card(trained):
     assert rec["model"] == f"{cell.cell_id}.model"
     assert {"model.safetensors", "config.json", "tokenizer.json", "README.md"} <= {p.name for p in model_dir.iterdir()}
     card = (model_dir / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: \"sentence-transformers\"")
+    assert card.startswith("---\n")
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(model_dir / "README.md").data  # the hub's own card parser
+    assert data.library_name == "sentence-transformers" and data.pipeline_tag == "text-ranking"
+    assert data.license == "mit" and data.model_name == cell.cell_id
+    read = {(r.dataset_name, r.metric_type): r.metric_value for r in data.eval_results}
+    assert read[("tiny-test", "nDCG@10")] == round(rec["metrics"]["tiny-test"]["nDCG@10"], 4)
+    assert {m for _, m in read} == set(rec["metrics"]["tiny-test"]["first_stage_info"]["measures"])
     assert cell.cell_id in card and cell.config_hash in card
     assert f"{rec['metrics']['tiny-test']['nDCG@10']:.4f}" in card  # the metrics table
     assert json.dumps(rec["config"], indent=1, sort_keys=True) in card  # the full config
