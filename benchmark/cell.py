@@ -194,11 +194,12 @@ class Evaluated:
 
 def rerank_candidates(cell: CellConfig, name: str) -> tuple[Collection, list[str], Collection]:
     """(collection, judged queries, view): ``view`` holds the top-``eval.top_k`` of each judged query, cut with the
-    same tie-safe cut as the first stage's own depth: the candidates the student reranks."""
+    row's cut policy as the first stage's own depth was: the candidates the student reranks. ``eval.top_k`` never
+    exceeds the row's depth (refused when the grid loads, ``benchmark.config``)."""
     data = load(cell, name)
     qids = judged_queries(data, f"eval dataset {name!r}")
-    view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}"))
-    return data, qids, view
+    run = cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}", cell.datasets[name].cut)
+    return data, qids, dataclasses.replace(data, run=run)
 
 
 def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: TeacherContext | None,

@@ -31,7 +31,7 @@ from .paths import safe_name
 from .precisions import get_precision
 from .registry import Registry
 from .samplers import SAMPLERS
-from .teachers import TEACHERS, TeacherSpec
+from .teachers import TEACHER_KINDS, TEACHERS, TeacherSpec
 
 
 @dataclass(frozen=True)
@@ -363,11 +363,37 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         if train.eval_only and cells[-1].backbone.checkpoint is None:
             raise BenchError(f"backbone {cells[-1].backbone.name!r}: an eval-only row (train.skip = true or "
                              f"train.epochs = 0) needs a trained checkpoint, and this row is randomly initialised")
+        check_depths(cells[-1])
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):
         raise BenchError("the grid lists the same cell twice (duplicate values in an axis?)")
     return Experiment(name=name, description=str(meta.get("description", "")), axes=axes, cells=cells,
                       report=report, source=source)
+
+
+def reranked_depths(cell: CellConfig) -> list[tuple[str, int, str]]:
+    """(field, depth, dataset row) for every depth the cell reads from a first stage: ``eval.top_k`` on each eval
+    set, ``train.validation_top_k`` on the validation set, and ``train.negatives_depth`` on the training set where
+    the sampler draws from its first stage (not from a file teacher's lists or triples)."""
+    out = [("eval.top_k", cell.eval.top_k, name) for name in cell.eval.datasets]
+    train = cell.train
+    if train.eval_only:
+        return out
+    if train.validate_every:
+        out.append(("train.validation_top_k", train.validation_top_k, train.validation_dataset))
+    if not TEACHER_KINDS.get(cell.teacher.kind).file and not SAMPLERS.get(train.sampler).needs_triples:
+        out.append(("train.negatives_depth", train.negatives_depth, train.dataset))
+    return out
+
+
+def check_depths(cell: CellConfig) -> None:
+    """A cell reranks or samples at most the depth its first stage retrieves: a deeper setting is refused here,
+    never capped to what the run holds."""
+    for name, depth, dataset in reranked_depths(cell):
+        top_k = cell.datasets[dataset].top_k
+        if depth > top_k:
+            raise BenchError(f"cell {cell.cell_id}: {name} = {depth} is deeper than the first stage of dataset "
+                             f"{dataset!r} (top_k = {top_k}): set that row's top_k >= {depth} or lower {name}")
 
 
 def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpec:

@@ -4,14 +4,23 @@ directories, or the embedded default. ``benchmark.datasets`` loads the collectio
 Sources (``SOURCES``): ``ir_datasets`` (an ir_datasets id), ``beir-dir`` and ``trec-dir`` (a local directory in that
 layout), ``embedded`` (the generated default collection). First stage (``first_stage``): ``bm25``, ``scoreddocs``
 (the run ir_datasets ships), ``run:<path>`` (a TREC run file) or ``file`` (the run in the directory), cut to
-``top_k``. ``first_stage_name`` labels the first stage for comparisons with published rows ("bm25",
-"splade-v3-distilbert", "colbertv2", ...); ``measures`` are the dataset's official measures (ir_measures strings)
-plus Judged@10. ``passages``: ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` scores a document by
+``top_k``. ``first_stage_name`` labels the first stage for comparisons with published rows
+("bm25s-lucene-k0.9-b0.4-porter", "bm25-pyterrier", "splade-v3-distilbert", "colbertv2", ...); ``measures`` are the
+dataset's official measures (ir_measures strings) plus Judged@10.
+
+BM25 (``bm25_k1``, ``bm25_b``, ``bm25_stemmer``, ``bm25_stopwords``): bm25s' Lucene variant with Anserini's defaults,
+k1 0.9 and b 0.4, Porter stemming and Lucene's English stop set (castorini/anserini:
+src/main/java/io/anserini/search/SearchArgs.java @ 07f5c0a233a9, ``-bm25.k1 0.9``, ``-bm25.b 0.4``, ``-stemmer
+porter``; Lucene's ``EnglishAnalyzer``). The label a ``bm25`` row gets names bm25s and these parameters, so a published
+Anserini or PyTerrier BM25 run never reads as the same first stage. ``cut``: ``keep-ties`` keeps a score tie at the
+depth whole (the default, :func:`benchmark.firststage.cut`); ``run-order`` keeps exactly ``top_k``, ties in the order
+the run lists them (a TREC run file's line order), as lightning-ir cuts a run at ``rank <= depth``. ``passages``: ``first`` keeps the first ``max_length`` tokens (FirstP); ``maxp`` scores a document by
 its best window of ``window`` words (``stride`` overlap).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -59,6 +68,33 @@ LOTTE_MEASURES = ("nDCG@10", "Success@5", "Judged@10")
 BEIR_MEASURES = ("nDCG@10", "Judged@10")
 
 
+Stemmer = Literal["porter", "none"]  # PyStemmer's original Porter algorithm (Lucene's PorterStemFilter), or none
+StopWords = Literal["lucene", "none"]  # Lucene EnglishAnalyzer's 33 words (bm25s' "en" list), or none
+CutPolicy = Literal["keep-ties", "run-order"]
+
+
+@dataclass(frozen=True)
+class BM25Params:
+    """How a ``bm25`` first stage tokenises and scores (bm25s' ``method="lucene"``: Lucene's idf and length norm)."""
+
+    k1: float = 0.9
+    b: float = 0.4
+    stemmer: Stemmer = "porter"
+    stopwords: StopWords = "lucene"
+
+    @property
+    def label(self) -> str:
+        """The first-stage label: implementation and parameters, e.g. ``bm25s-lucene-k0.9-b0.4-porter``."""
+        stem = "porter" if self.stemmer == "porter" else "nostem"
+        stop = "" if self.stopwords == "lucene" else "-nostop"
+        return f"bm25s-lucene-k{self.k1:g}-b{self.b:g}-{stem}{stop}"
+
+
+# The embedded collection's run file (benchmark.embedded) was generated with bm25s' own defaults, and its numbers in
+# README.md and docs/ were measured on it: its rows keep these settings and say so in their label.
+EMBEDDED_BM25 = BM25Params(k1=1.5, b=0.75, stemmer="none")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -68,7 +104,12 @@ class DatasetSpec:
     split: str | None = None  # embedded / trec-dir splits.json key, or BEIR qrels split
     first_stage: str = "bm25"  # bm25 | scoreddocs | file | run:<path>
     first_stage_name: str = ""  # label matched against published rows; "" = derived from first_stage
-    top_k: int = 100  # first-stage depth kept (the evaluation reranks eval.top_k of them)
+    top_k: int = 100  # first-stage depth kept (eval.top_k, validation_top_k and negatives_depth may not exceed it)
+    cut: CutPolicy = "keep-ties"  # how the run is cut to top_k (module docstring)
+    bm25_k1: float = BM25Params.k1  # BM25 parameters of a bm25 first stage (module docstring)
+    bm25_b: float = BM25Params.b
+    bm25_stemmer: Stemmer = BM25Params.stemmer
+    bm25_stopwords: StopWords = BM25Params.stopwords
     measures: tuple[str, ...] = DEFAULT_MEASURES  # ir_measures strings; nDCG@10 is always added
     passages: Literal["first", "maxp"] = "first"  # FirstP, or MaxP over word windows
     window: int = 150  # MaxP window and stride, in words
@@ -89,18 +130,25 @@ class DatasetSpec:
                              f"got {self.first_stage!r}")
         if self.top_k <= 0 or self.window <= 0 or self.stride <= 0:
             raise BenchError(f"{where}: top_k, window and stride must be positive")
+        if self.bm25_k1 < 0 or not 0 <= self.bm25_b <= 1:
+            raise BenchError(f"{where}: bm25_k1 must be >= 0 and bm25_b in [0, 1], got {self.bm25_k1} and {self.bm25_b}")
         object.__setattr__(self, "measures", parse_measures(self.measures, f"{where} measures"))
         if not self.first_stage_name:
-            object.__setattr__(self, "first_stage_name", _first_stage_label(self.first_stage))
+            object.__setattr__(self, "first_stage_name", self._first_stage_label())
+
+    @property
+    def bm25(self) -> BM25Params:
+        return BM25Params(self.bm25_k1, self.bm25_b, self.bm25_stemmer, self.bm25_stopwords)
+
+    def _first_stage_label(self) -> str:
+        """The default ``first_stage_name``: the BM25 label, ``scoreddocs``, ``file``, or ``run:<file stem>``."""
+        if self.first_stage == "bm25":
+            return self.bm25.label
+        return f"run:{Path(self.first_stage[4:]).stem}" if self.first_stage.startswith("run:") else self.first_stage
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> DatasetSpec:
         return typed.build(cls, data, f"datasets.{name}", name=name)
-
-
-def _first_stage_label(first_stage: str) -> str:
-    """The default ``first_stage_name``: ``bm25``, ``scoreddocs``, ``file``, or ``run:<file stem>``."""
-    return f"run:{Path(first_stage[4:]).stem}" if first_stage.startswith("run:") else first_stage
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
@@ -111,10 +159,11 @@ def _add(name: str, source: str, **kw: Any) -> None:
 
 
 for _split in ("train", "dev", "test"):
-    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file", first_stage_name="bm25",
-         description=f"embedded default collection, {_split} queries, bm25s top-100")
+    _add(f"embedded-{_split}", "embedded", split=_split, first_stage="file", first_stage_name=EMBEDDED_BM25.label,
+         **{f"bm25_{k}": v for k, v in dataclasses.asdict(EMBEDDED_BM25).items()}, description=f"embedded default collection, {_split} queries, bm25s top-100 "
+                                       f"({EMBEDDED_BM25.label}: the run file shipped with it)")
 # The official top-1000 that ir_datasets ships as these ids' scoreddocs is unranked (see benchmark.firststage), so
-# these rows rank with bm25s over the MS MARCO passage corpus. The seed paper reranks the naver/splade-v3-distilbert
+# these rows rank with bm25s (Anserini's BM25 settings, above) over the MS MARCO passage corpus. The seed paper reranks the naver/splade-v3-distilbert
 # top-1000 instead (xpmir/cross-encoders: src/Evaluation/cross-encoders_splade_top1000.yaml, `retrievers_hf_id`,
 # `retrieval.k: 1000`), Rank-DistiLLM the BM25 and ColBERTv2 top-100 (webis-de/rank-distillm: configs/re-rank.yaml,
 # `depth: 100`): give such a run as first_stage = "run:<path>" with its first_stage_name.

@@ -7,7 +7,7 @@ in ``LOADERS``.
   ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
 - ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
 
-First stage (``first_stage``): ``bm25`` (bm25s over the corpus; an ir_datasets corpus is indexed once on disk and
+First stage (``first_stage``): ``bm25`` (bm25s over the corpus with the row's BM25 parameters; an ir_datasets corpus is indexed once on disk and
 shared by every row over it, e.g. the 8.8M MS MARCO passages of TREC DL 19/20 and MS MARCO dev; runs are cached
 per row), ``scoreddocs`` (the run ir_datasets ships), ``run:<path>`` (a TREC run file, e.g. the SPLADE-v3 or
 ColBERTv2 top-1000 the papers rerank), or ``file`` (the run in the directory). Every first stage is cut to ``top_k``
@@ -143,7 +143,7 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
         for sd in _irds_call(spec, "scoreddocs", lambda: list(irds.scoreddocs_iter())):
             if sd.query_id in queries:
                 run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
-    run = cut({q: r for q, r in run.items() if q in queries}, spec.top_k, where)
+    run = cut({q: r for q, r in run.items() if q in queries}, spec.top_k, where, spec.cut)
     if not any(run.values()):
         raise BenchError(f"{where}: the first-stage run has no candidates for its queries")
     return run
@@ -151,22 +151,23 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
 
 def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapping[str, str] | None,
           irds: Any) -> BM25Run:
-    """bm25s top-k of the queries read, each kept per row once searched; an ir_datasets corpus is indexed once (on
-    disk) for all rows sharing it, when a first query is searched."""
-    store = RunStore(cache_file("runs", f"bm25-{spec.name}", _digest(data_hash, spec.top_k, INDEX_VERSION),
-                                ".jsonl"))
+    """bm25s top-k of the queries read (the row's BM25 parameters), each kept per row once searched; an ir_datasets
+    corpus is indexed once (on disk) per BM25 setting for all rows sharing it, when a first query is searched."""
+    params = spec.bm25
+    store = RunStore(cache_file("runs", f"bm25-{spec.name}",
+                                _digest(data_hash, spec.top_k, INDEX_VERSION, params.label), ".jsonl"))
     if irds is None:
-        return BM25Run(queries, lambda: BM25Index.from_docs(docs or {}), spec.top_k, store)
+        return BM25Run(queries, lambda: BM25Index.from_docs(docs or {}, params), spec.top_k, store)
     import ir_datasets
 
     corpus = ir_datasets.docs_parent_id(spec.id)
-    index = cache_file("bm25-index", corpus, _digest(corpus, INDEX_VERSION), "")
+    index = cache_file("bm25-index", f"{corpus}-{params.label}", _digest(corpus, INDEX_VERSION, params.label), "")
 
     def open_index() -> BM25Index:
         if not (index / "doc_ids.json").is_file():
             _irds_call(spec, "documents", lambda: build_bm25_index(
-                ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index))
-        return BM25Index.load(index)
+                ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index, params))
+        return BM25Index.load(index, params)
 
     return BM25Run(queries, open_index, spec.top_k, store)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from .cell import measures_of, scoring_max_length
 from .config import CellConfig, Experiment
 from .grid import Only, cell_state, select_cells
+from .samplers import get_sampler
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
 # Sources: ir_datasets documentation pages of each id.
@@ -40,8 +41,8 @@ def training_steps(cell: CellConfig) -> int:
 def pairs_per_group(cell: CellConfig) -> int:
     """(query, doc) pairs one training example holds, per sampler: a triple 2, a teacher's ranked list its length
     (at most the first-stage depth it was ranked from), a group ``group_size``."""
-    sampler = getattr(cell.train, "sampler", "groups")
-    return {"triples": 2, "lists": cell.train.negatives_depth}.get(sampler, cell.train.group_size)
+    example = get_sampler(cell.train.sampler).example
+    return {"triple": 2, "list": cell.train.negatives_depth}.get(example, cell.train.group_size)
 
 
 def validations(cell: CellConfig, steps: int) -> int:
@@ -73,12 +74,14 @@ def needs(cell: CellConfig) -> list[str]:
 
 
 def evaluation_protocol(cell: CellConfig) -> list[str]:
-    """Per eval dataset: its first stage (label and source), first-stage depth, rerank depth and measures."""
+    """Per eval dataset: its first stage (label and source), first-stage depth (and its cut where it keeps exactly
+    the depth), rerank depth and measures."""
     lines = []
     for name in cell.eval.datasets:
         spec = cell.datasets[name]
         label = spec.first_stage_name + ("" if spec.first_stage_name == spec.first_stage else f" ({spec.first_stage})")
-        lines.append(f"{name}: first stage {label} top-{spec.top_k}, rerank top-{cell.eval.top_k}, "
+        depth = f"top-{spec.top_k}" + (" in run order" if spec.cut == "run-order" else "")
+        lines.append(f"{name}: first stage {label} {depth}, rerank top-{cell.eval.top_k}, "
                      f"measures {' '.join(measures_of(cell, name))}")
     return lines
 

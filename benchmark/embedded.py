@@ -95,6 +95,7 @@ def _pick(rng: random.Random, options: tuple[str, ...], avoid: str | None = None
 
 def generate(out: Path) -> None:
     """Write the collection into ``out`` (deterministic for a given VERSION and SEED)."""
+    from .dataset_rows import EMBEDDED_BM25
     from .firststage import bm25_run, write_trec_run
 
     rng = random.Random(SEED)
@@ -179,7 +180,7 @@ def generate(out: Path) -> None:
     (out / "qrels.txt").write_text("".join(f"{q} 0 {d} {g}\n" for q, rels in qrels.items()
                                            for d, g in sorted(rels.items())), encoding="utf-8")
     (out / "splits.json").write_text(json.dumps(splits, indent=1), encoding="utf-8")
-    write_trec_run(bm25_run(docs, queries, k=100), out / "run.bm25.txt", tag="bm25s")
+    write_trec_run(bm25_run(docs, queries, EMBEDDED_BM25, k=100), out / "run.bm25.txt", tag="bm25s")
 
 
 def _fingerprint() -> str:

@@ -1,7 +1,15 @@
 """First-stage retrieval: BM25 with the bm25s library, TREC run files (read with ir_measures), and the cut.
 
+BM25 is bm25s' Lucene variant (``method="lucene"``): idf = log(1 + (N - df + 0.5) / (df + 0.5)) and
+tf / (tf + k1 * (1 - b + b * dl / avgdl)) per query term, Lucene's ``BM25Similarity`` since Lucene 8 (no (k1 + 1)
+factor, which does not change a ranking). Text is lowercased, split into tokens of two or more word characters, the
+stop words dropped, then stemmed (:class:`benchmark.dataset_rows.BM25Params`). Left different from Anserini: Lucene's
+``StandardTokenizer`` keeps one-character tokens and splits on Unicode word boundaries, and Lucene stores document
+lengths in one byte (Anserini's ``-bm25.accurate`` keeps them exact, as bm25s does), so scores agree only to those.
+
 Every first stage (bm25, scoreddocs, ``run:<path>``, file) is cut to its depth by :func:`cut`, and the evaluation
-cuts its rerank depth the same way. A cut orders candidates by score and never chooses among tied scores by doc id:
+cuts its rerank depth the same way. The ``keep-ties`` cut (the default) orders candidates by score and never chooses
+among tied scores by doc id:
 
 - a tie that straddles the cut inside an otherwise scored list is kept whole (the query reranks a few more
   candidates; runs printed with 4-6 decimals tie often);
@@ -11,6 +19,10 @@ cuts its rerank depth the same way. A cut orders candidates by score and never c
   two-column line score 0 (ir_datasets 0.6.3: ``ir_datasets/datasets/msmarco_passage.py``, ``ExtractQidPid`` and the
   ``dev/small``, ``trec-dl-2019``, ``trec-dl-2020`` subsets; ``ir_datasets/formats/trec.py``, ``TrecScoredDocs``).
   Such a list is reranked whole (depth >= its length) or replaced by a scored first stage.
+
+The ``run-order`` cut keeps exactly k, ties in the order the run lists them (a TREC run file's line order, best rank
+first), which is lightning-ir's ``rank <= depth`` on a run whose ranks follow its scores (webis-de/lightning-ir:
+lightning_ir/data/dataset.py @ 98cb3fd3800, ``RunDataset._clean_run``). It refuses an unranked list as well.
 """
 
 from __future__ import annotations
@@ -22,31 +34,33 @@ from typing import Any
 
 from .cache import RunStore
 from .collection import ENTRY_BYTES, Run, by_score
+from .dataset_rows import BM25Params, CutPolicy
 from .errors import BenchError
 
 
 class BM25Index:
-    """A bm25s index (bm25s defaults: Lucene variant, k1=1.5, b=0.75) and the doc id of each of its rows.
+    """A bm25s index (Lucene variant, the row's k1, b, stemmer and stop words) and the doc id of each of its rows.
 
     Built in memory (:meth:`from_docs`) or memory-mapped from a directory written by :func:`build_bm25_index`; both
     tokenise through :func:`_token_ids`, so they score alike. Scores depend on the corpus only, never on which other
     queries are searched with a query: a run for some queries is the full run restricted to them."""
 
-    def __init__(self, retriever: Any, doc_ids: list[str]) -> None:
-        self.retriever, self.doc_ids = retriever, doc_ids
+    def __init__(self, retriever: Any, doc_ids: list[str], params: BM25Params) -> None:
+        self.retriever, self.doc_ids, self.params = retriever, doc_ids, params
 
     @classmethod
-    def from_docs(cls, docs: Mapping[str, str]) -> BM25Index:
+    def from_docs(cls, docs: Mapping[str, str], params: BM25Params) -> BM25Index:
         """An in-memory index over ``docs``, rows in sorted doc id order."""
         doc_ids = sorted(docs)
-        return cls(_index(_token_ids((d, docs[d]) for d in doc_ids)[1]), doc_ids)
+        return cls(_index(_token_ids(((d, docs[d]) for d in doc_ids), params)[1], params), doc_ids, params)
 
     @classmethod
-    def load(cls, directory: Path) -> BM25Index:
+    def load(cls, directory: Path, params: BM25Params) -> BM25Index:
+        """The index :func:`build_bm25_index` wrote with ``params`` (its queries are tokenised with them)."""
         import bm25s
 
         return cls(bm25s.BM25.load(str(directory / "bm25s"), mmap=True),
-                   json.loads((directory / "doc_ids.json").read_text()))
+                   json.loads((directory / "doc_ids.json").read_text()), params)
 
     @property
     def nbytes(self) -> int:
@@ -63,32 +77,49 @@ class BM25Index:
         qids = sorted(queries)
         if not qids:
             return {}
-        tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", show_progress=False, return_ids=False)
+        tokens = bm25s.tokenize([queries[q] for q in qids], stopwords=_stopwords(self.params),
+                                stemmer=_stemmer(self.params), show_progress=False, return_ids=False)
         results, scores = self.retriever.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False,
                                                   n_threads=1)
         return {q: dict(by_score({self.doc_ids[int(i)]: float(s) for i, s in zip(results[qi], scores[qi]) if s > 0}))
                 for qi, q in enumerate(qids)}
 
 
-# Part of every index and BM25 run cache key: raised when tokenisation or scoring changes, so nothing built before
-# is reused (2: a document without a word has no token, as in ``bm25s.tokenize``).
+# Part of every index and BM25 run cache key (with the BM25 parameters): raised when tokenisation or scoring changes,
+# so nothing built before is reused (2: a document without a word has no token, as in ``bm25s.tokenize``).
 INDEX_VERSION = 2
 
 
-def bm25_run(docs: Mapping[str, str], queries: Mapping[str, str], k: int = 100) -> Run:
+def bm25_run(docs: Mapping[str, str], queries: Mapping[str, str], params: BM25Params, k: int = 100) -> Run:
     """BM25 top-k per query over an in-memory corpus (:class:`BM25Index`); ties broken by docid."""
-    return BM25Index.from_docs(docs).search(queries, k)
+    return BM25Index.from_docs(docs, params).search(queries, k)
 
 
-def _token_ids(docs: Iterable[tuple[str, str]], chunk: int = 100_000) -> tuple[list[str], tuple[list, dict]]:
+def _stopwords(params: BM25Params) -> str | None:
+    """bm25s' name of the stop list: its "en" list is Lucene EnglishAnalyzer's ENGLISH_STOP_WORDS_SET (33 words)."""
+    return "en" if params.stopwords == "lucene" else None
+
+
+def _stemmer(params: BM25Params) -> Any:
+    """PyStemmer's original Porter algorithm (the one Lucene's PorterStemFilter implements), or None."""
+    if params.stemmer == "none":
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer("porter")
+
+
+def _token_ids(docs: Iterable[tuple[str, str]], params: BM25Params,
+               chunk: int = 100_000) -> tuple[list[str], tuple[list, dict]]:
     """(doc ids, (token ids per doc, vocabulary)) of a corpus streamed as (doc_id, text) pairs.
 
-    The tokenisation of ``bm25s.tokenize(texts, stopwords="en")``; texts are tokenised in chunks and dropped, so only
-    token ids are held. ``allow_empty=False``: a document without a word gets no token, as ``bm25s.tokenize`` does
-    (the default of bm25s' ``Tokenizer`` gives it the empty token, a length of 1, which shifts the mean length)."""
+    The tokenisation of ``bm25s.tokenize(texts, stopwords, stemmer)``, which :meth:`BM25Index.search` applies to
+    queries; texts are tokenised in chunks and dropped, so only token ids are held. ``allow_empty=False``: a document
+    without a word gets no token, as ``bm25s.tokenize`` does (the default of bm25s' ``Tokenizer`` gives it the empty
+    token, a length of 1, which shifts the mean length)."""
     import bm25s
 
-    tokenizer = bm25s.tokenization.Tokenizer(stopwords="en")
+    tokenizer = bm25s.tokenization.Tokenizer(stopwords=_stopwords(params), stemmer=_stemmer(params))
     doc_ids: list[str] = []
     token_ids: list[list[int]] = []
     batch: list[tuple[str, str]] = []
@@ -109,15 +140,16 @@ def _token_ids(docs: Iterable[tuple[str, str]], chunk: int = 100_000) -> tuple[l
     return doc_ids, (token_ids, tokenizer.get_vocab_dict())
 
 
-def _index(tokens: tuple[list, dict]) -> Any:
+def _index(tokens: tuple[list, dict], params: BM25Params) -> Any:
     import bm25s
 
-    retriever = bm25s.BM25()
+    retriever = bm25s.BM25(k1=params.k1, b=params.b, method="lucene")
     retriever.index(tokens, show_progress=False)
     return retriever
 
 
-def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, chunk: int = 100_000) -> None:
+def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, params: BM25Params,
+                     chunk: int = 100_000) -> None:
     """Index a corpus streamed as (doc_id, text) pairs with bm25s and save it (index + doc ids) to ``directory``.
 
     Only token ids are held while indexing (:func:`_token_ids`): this is how the 8.8M MS MARCO passages are indexed
@@ -125,14 +157,14 @@ def build_bm25_index(docs: Iterable[tuple[str, str]], directory: Path, chunk: in
     ids, so where several documents tie at the k-th score the two may keep different ones."""
     from .results import atomic_write_text
 
-    doc_ids, tokens = _token_ids(docs, chunk)
-    _index(tokens).save(str(directory / "bm25s"))
+    doc_ids, tokens = _token_ids(docs, params, chunk)
+    _index(tokens, params).save(str(directory / "bm25s"))
     atomic_write_text(directory / "doc_ids.json", json.dumps(doc_ids))  # written last: marks the index complete
 
 
-def bm25_index_run(directory: Path, queries: Mapping[str, str], k: int = 100) -> Run:
+def bm25_index_run(directory: Path, queries: Mapping[str, str], params: BM25Params, k: int = 100) -> Run:
     """Top-k per query from an index saved by :func:`build_bm25_index` (memory-mapped; ties broken by docid)."""
-    return BM25Index.load(directory).search(queries, k)
+    return BM25Index.load(directory, params).search(queries, k)
 
 
 class BM25Run(Mapping[str, dict[str, float]]):
@@ -198,9 +230,10 @@ class BM25Run(Mapping[str, dict[str, float]]):
         return len(self._queries)
 
 
-def ranking(cands: Mapping[str, float], k: int | None, where: str) -> list[str]:
-    """Doc ids by descending score (ties by docid), cut at k without splitting a tie (see the module docstring)."""
-    order = by_score(cands)
+def ranking(cands: Mapping[str, float], k: int | None, where: str, policy: CutPolicy = "keep-ties") -> list[str]:
+    """Doc ids by descending score cut at k (see the module docstring): ``keep-ties`` breaks ties by docid and keeps
+    a tie at the cut whole, ``run-order`` keeps exactly k with ties in the order ``cands`` lists them."""
+    order = by_score(cands) if policy == "keep-ties" else sorted(cands.items(), key=lambda kv: -kv[1])
     if k is None or len(order) <= k:
         return [d for d, _ in order]
     if order[0][1] == order[-1][1]:
@@ -209,14 +242,15 @@ def ranking(cands: Mapping[str, float], k: int | None, where: str) -> list[str]:
                          f"(top_k = {len(order)}) or give a scored first stage (first_stage = 'bm25' or "
                          f"'run:<path to a TREC run>')")
     end = k
-    while end < len(order) and order[end][1] == order[k - 1][1]:
+    while policy == "keep-ties" and end < len(order) and order[end][1] == order[k - 1][1]:
         end += 1
     return [d for d, _ in order[:end]]
 
 
-def cut(run: Run, k: int, where: str) -> Run:
-    """Each query's top-k candidates (:func:`ranking`); ``where`` names the dataset in a refusal."""
-    return {q: {d: cands[d] for d in ranking(cands, k, f"{where}, query {q}")} for q, cands in run.items()}
+def cut(run: Run, k: int, where: str, policy: CutPolicy = "keep-ties") -> Run:
+    """Each query's top-k candidates (:func:`ranking`), listed in their ranked order, so a second cut of the same
+    policy keeps a prefix; ``where`` names the dataset in a refusal."""
+    return {q: {d: cands[d] for d in ranking(cands, k, f"{where}, query {q}", policy)} for q, cands in run.items()}
 
 
 def read_trec_run(path: str | Path) -> Run:

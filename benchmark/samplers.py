@@ -5,25 +5,33 @@ Every function turns the training queries and their ``Candidates`` into one epoc
 and the K documents the objective compares); ``training.epoch_groups`` orders them into batches. Sources, per recipe
 of the seed paper (``xpmir/cross-encoders: src/training_utils.py`` ``build_trainer``):
 
-- ``groups`` — InfoNCE: one judged positive + K-1 negatives drawn from a first-stage run
-  (``msmarco_colbertv2_annotated(passages_per_query=8)``: the ColBERTv2 top-500, negatives drawn with replacement by
-  ``DistillationNegativesSampler._sample_docs`` in ``experimaestro/experimaestro-ir:
-  src/xpmir/letor/distillation/samplers.py``; batch 32 // 8 = 4 queries).
+- ``xpmir-negatives`` — InfoNCE as the seed paper samples it (``msmarco_colbertv2_annotated(passages_per_query=8)``,
+  the ColBERTv2 top-500, read by ``DistillationNegativesSampler`` in ``experimaestro/experimaestro-ir:
+  src/xpmir/letor/distillation/samplers.py @ 57f7c2747139``): the first judged-relevant document of the query's
+  first-stage list, K-1 negatives drawn with replacement from the rest of the list minus every judged-relevant
+  document, queries without a retrieved positive skipped, the run's queries in file order every epoch (xpm_torch
+  ``InfiniteDataset`` over a ``QueryGroupedFileDataset``, no shuffle: ``experimaestro/xpm-torch:
+  src/xpm_torch/datasets.py @ 5f0ac90e48b8``); batch 32 // 8 = 4 queries.
+- ``groups`` — one judged positive drawn among all of the query's judged-relevant documents + K-1 negatives from
+  its first-stage list (or random documents), every judged query kept, groups reshuffled every epoch.
 - ``triples`` — BCE and Hinge on the official MS MARCO train triples (``msmarco_v1_docpairs_efficient_sampler``,
   ``PairwiseTrainer``), Margin-MSE on the Hofstätter et al. ensemble file
   (``msmarco_hofstaetter_ensemble_hard_negatives`` -> ``DistillationPairwiseSampler``, which "just loops over
   samples" in file order); K = 2, anchor = the file's d+, batch 32 triples.
 - ``lists`` — ADR-MSE and DistillRankNET on the teacher's whole ranked list (``msmarco_rankdistillm_colbert_top50``,
   batch 1 list; Rank-DistiLLM ``webis-de/rank-distillm: configs/finetune.yaml``: ``sampling_strategy: top``,
-  ``depth: 100``, ``sample_size: 100``, ``train_batch_size: 32``), no forced positive.
+  ``depth: 100``, ``sample_size: 100``, ``train_batch_size: 32``), no forced positive, reshuffled every epoch.
+- ``lists-in-order`` — the same lists in the order the teacher's file lists its queries, every epoch, as xpmir's
+  ``DistillationListwiseSampler`` loops over the file (``ListwiseDistillationSamplesTSV.as_dataset``: an
+  ``InfiniteDataset`` over a ``QueryGroupedFileDataset``, same files and commits as above).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -122,22 +130,34 @@ class SamplerSpec:
     needs_triples: bool  # the teacher must list (q, d+, d-) triples (a score-file TSV or a docpairs row)
     shuffle: bool  # a fresh permutation of the groups every epoch (else the order the source lists them)
     source: str
+    # what one example holds: group_size documents, a (d+, d-) triple, or a whole list (up to negatives_depth)
+    example: Literal["group", "triple", "list"] = "group"
     description: str = ""
 
 
+_XPMIR = "experimaestro/experimaestro-ir: src/xpmir/letor/distillation/samplers.py @ 57f7c2747139"
 SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
 for _spec in [
     SamplerSpec("groups", positive=True, needs_triples=False, shuffle=True,
                 source="xpmir/cross-encoders: src/training_utils.py "
                        "(infoNCE_RankDistiLLM, msmarco_colbertv2_annotated)",
-                description="1 judged positive + K-1 negatives from the first-stage top-negatives_depth"),
-    SamplerSpec("triples", positive=False, needs_triples=True, shuffle=False,
+                description="1 judged positive (any) + K-1 negatives from the first-stage top-negatives_depth, "
+                            "reshuffled every epoch"),
+    SamplerSpec("xpmir-negatives", positive=True, needs_triples=False, shuffle=False,
+                source=f"{_XPMIR} (DistillationNegativesSampler)",
+                description="the first retrieved judged positive + K-1 non-positives with replacement from the "
+                            "first-stage top-negatives_depth, in the run's query order"),
+    SamplerSpec("triples", positive=False, needs_triples=True, shuffle=False, example="triple",
                 source="xpmir/cross-encoders: src/training_utils.py (bce, hingeLoss, marginMSE samplers)",
                 description="the teacher file's (q, d+, d-) triples exactly as listed, K = 2, anchor d+"),
-    SamplerSpec("lists", positive=False, needs_triples=False, shuffle=True,
+    SamplerSpec("lists", positive=False, needs_triples=False, shuffle=True, example="list",
                 source="xpmir/cross-encoders: src/training_utils.py (ADR_MSE, distillRankNET); "
                        "webis-de/rank-distillm: configs/finetune.yaml",
-                description="the teacher's whole ranked list (its first negatives_depth), no forced positive"),
+                description="the teacher's whole ranked list (its first negatives_depth), no forced positive, "
+                            "reshuffled every epoch"),
+    SamplerSpec("lists-in-order", positive=False, needs_triples=False, shuffle=False, example="list",
+                source=f"{_XPMIR} (DistillationListwiseSampler)",
+                description="the lists sampler's lists in the order the teacher's file lists its queries"),
 ]:
     SAMPLERS.add(_spec.name, _spec)
 
@@ -187,6 +207,35 @@ def _groups(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.rando
     return Groups(out_q, out_d)
 
 
+@SAMPLE_FUNCS.register("xpmir-negatives")
+def _xpmir_negatives(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+                     cands: Candidates) -> Groups:
+    """``DistillationNegativesSampler._sample_docs`` per query, the queries in the order the first stage lists them:
+    the candidate list (best first) split into judged-relevant documents (grade > 0) and the others; no positive, no
+    group; else [first positive, K-1 others drawn uniformly with replacement]. Candidates judged 0 are negatives with
+    target 0, as there. ``negatives``/``negatives_replacement`` do not apply (always the list, with replacement)."""
+    if cfg.negatives != "first-stage":
+        raise BenchError("sampler 'xpmir-negatives' draws its negatives from the first stage: set "
+                         "train.negatives = \"first-stage\" or use sampler 'groups'")
+    out_q, out_d = [], []
+    for q in _in_order(qids, collection.run):
+        relevant = {d for d, g in collection.qrels.get(q, {}).items() if g > 0}
+        docs = cands.lists.get(q, ())
+        positives = [d for d in docs if d in relevant]
+        negatives = [d for d in docs if d not in relevant]
+        if positives and negatives:
+            take = rng.choice(len(negatives), size=cfg.group_size - 1, replace=True)
+            out_q.append(q)
+            out_d.append([positives[0], *(negatives[i] for i in take)])
+    return Groups(out_q, out_d)
+
+
+def _in_order(qids: Sequence[str], source: Iterable[str]) -> list[str]:
+    """``qids`` in the order ``source`` lists them (a run's or a teacher file's queries, as read)."""
+    keep = set(qids)
+    return [q for q in source if q in keep]
+
+
 @SAMPLE_FUNCS.register("triples")
 def _triples(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
              cands: Candidates) -> Groups:
@@ -204,6 +253,18 @@ def _lists(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random
            cands: Candidates) -> Groups:
     """Each training query's candidate list as it stands (best first), cut at ``negatives_depth``; queries with
     fewer than two candidates have nothing to rank and are left out."""
+    return _lists_of(qids, cfg, cands)
+
+
+@SAMPLE_FUNCS.register("lists-in-order")
+def _lists_in_order(collection: Collection, qids: Sequence[str], cfg: Any, rng: np.random.Generator,
+                    cands: Candidates) -> Groups:
+    """The ``lists`` sampler's lists, the queries in the order the candidate lists come (a teacher file's order;
+    the training queries' order for a first-stage pool)."""
+    return _lists_of(_in_order(qids, cands.lists), cfg, cands)
+
+
+def _lists_of(qids: Sequence[str], cfg: Any, cands: Candidates) -> Groups:
     out_q, out_d = [], []
     for q in qids:
         docs = list(cands.lists.get(q, ()))[:cfg.negatives_depth]

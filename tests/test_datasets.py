@@ -195,3 +195,68 @@ def test_vaswani_end_to_end_real_text(vaswani_home):
     assert n_queries == n_run == "93" and n_docs == "11429"
     assert float(ndcg) > float(shuffled) + 0.05 and float(p10) > 0  # BM25 ranks real text better than chance
     assert 0 <= float(reranked) <= 1 and sizes == "{20}"
+
+
+# -- depths: a cell never reads deeper than its rows' first stages retrieve --------------------------------------------
+
+
+def _grid(**sections):
+    from benchmark.config import parse_experiment
+
+    doc = {"experiment": {"name": "depths"}, "grid": {"backbone": ["bert-tiny"]},
+           "train": {"dataset": "embedded-train", "epochs": 1}, "eval": {"datasets": ["embedded-test"]}}
+    for key, value in sections.items():
+        doc[key] = {**doc.get(key, {}), **value}
+    return parse_experiment(doc)
+
+
+@pytest.mark.parametrize("sections, culprit", [
+    ({"eval": {"top_k": 1000}}, "eval.top_k = 1000 is deeper than the first stage of dataset 'embedded-test' "
+                                "(top_k = 100)"),
+    ({"train": {"validate_every": 5, "validation_dataset": "embedded-dev", "validation_top_k": 200}},
+     "train.validation_top_k = 200 is deeper than the first stage of dataset 'embedded-dev'"),
+    ({"train": {"negatives_depth": 101}}, "train.negatives_depth = 101 is deeper than the first stage of dataset "
+                                          "'embedded-train'"),
+])
+def test_a_depth_beyond_the_first_stage_is_refused_at_load(sections, culprit):
+    with pytest.raises(BenchError) as err:
+        _grid(**sections)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("cell bert-tiny__infonce__labels__0__") and culprit in message
+    assert "set that row's top_k >=" in message
+
+
+def test_depths_within_the_first_stage_load_and_file_teachers_bring_their_own_lists():
+    """The deepest allowed settings load; a file teacher's sampler reads the teacher's lists, so negatives_depth is
+    not a first-stage depth there."""
+    ok = _grid(eval={"top_k": 100}, train={"negatives_depth": 100, "validate_every": 5,
+                                           "validation_dataset": "embedded-dev", "validation_top_k": 100})
+    assert len(ok.cells) == 1
+    deeper_rows = {"datasets": {"embedded-test": {"source": "embedded", "split": "test", "first_stage": "bm25",
+                                                  "top_k": 1000}}}
+    assert _grid(eval={"top_k": 1000}, **deeper_rows).cells[0].eval.top_k == 1000
+    listed = _grid(grid={"recipe": [{"objective": "ranknet", "teacher": "rz"}]}, train={
+        "sampler": "lists", "negatives_depth": 500}, teachers={"rz": {"kind": "llm-ranking", "path": "rz.run"}})
+    assert listed.cells[0].train.negatives_depth == 500
+
+
+def test_every_grid_in_experiments_loads_with_its_depths():
+    from benchmark.config import load_experiment
+
+    grids = sorted((ROOT / "experiments").glob("*.toml"))
+    assert len(grids) >= 10
+    for grid in grids:
+        assert load_experiment(grid).cells, grid.name
+    hofstaetter = load_experiment(ROOT / "experiments" / "hofstaetter.toml").cells[0]
+    assert {n: (s.top_k, s.first_stage_name) for n, s in hofstaetter.datasets.items() if n != "msmarco-train"} == {
+        n: (1000, "bm25s-lucene-k0.9-b0.4-porter") for n in ("trec-dl-2019", "msmarco-dev")}
+
+
+def test_rank_distillm_rows_cut_at_rank_100_and_keep_dls_official_measures():
+    from benchmark.config import load_experiment
+
+    cell = load_experiment(ROOT / "experiments" / "rank-distillm.toml").cells[0]
+    for name in cell.eval.datasets:
+        spec = cell.datasets[name]
+        assert (spec.cut, spec.top_k) == ("run-order", 100), name
+        assert spec.measures == DATASETS.get("trec-dl-2019").measures, name

@@ -16,14 +16,15 @@ from ir_datasets.datasets.msmarco_passage import ExtractQidPid
 from ir_datasets.formats import TrecQrels, TrecScoredDocs, TsvDocs, TsvQueries
 from ir_datasets.util import LocalDownload
 
-from benchmark.dataset_rows import DATASETS, DatasetSpec
+from benchmark.dataset_rows import DATASETS, EMBEDDED_BM25, BM25Params, DatasetSpec
 from benchmark.datasets import load_collection
 from benchmark.errors import BenchError
 from benchmark.evaluation import evaluate
 from benchmark.measures import dataset_measures
 from benchmark.cache import RunStore
 from benchmark.collection import ENTRY_BYTES
-from benchmark.firststage import BM25Index, BM25Run, build_bm25_index, bm25_index_run, bm25_run, cut, ranking
+from benchmark.firststage import (BM25Index, BM25Run, build_bm25_index, bm25_index_run, bm25_run, cut, ranking,
+                                  read_trec_run)
 
 QIDS = ("1048585", "19335")
 PIDS = [str(p) for p in range(7000100, 7000112)]  # 12 candidates per query; the judged ones have the largest ids
@@ -81,8 +82,21 @@ def test_bm25_first_stage_over_an_ir_datasets_corpus(msmarco_layout):
     spec = DatasetSpec("dl-fixture", "ir_datasets", id=msmarco_layout, top_k=3)
     coll = load_collection(spec)
     texts = {d.doc_id: d.text for d in ir_datasets.load(msmarco_layout).docs_iter()}
-    assert coll.run == bm25_run(texts, coll.queries, k=3)
-    assert spec.first_stage_name == "bm25"
+    assert coll.run == bm25_run(texts, coll.queries, spec.bm25, k=3)
+    assert spec.first_stage_name == "bm25s-lucene-k0.9-b0.4-porter"
+
+
+def test_each_bm25_setting_has_its_own_index_of_a_shared_corpus(msmarco_layout):
+    """Two rows over one ir_datasets corpus with different k1/b: each scores as bm25s in memory with its own
+    parameters (an index built for one is never read for the other)."""
+    texts = {d.doc_id: d.text for d in ir_datasets.load(msmarco_layout).docs_iter()}
+    runs = []
+    for k1, b in ((0.9, 0.4), (1.2, 0.75)):
+        spec = DatasetSpec(f"dl-{k1}", "ir_datasets", id=msmarco_layout, top_k=3, bm25_k1=k1, bm25_b=b)
+        coll = load_collection(spec)
+        assert coll.run == bm25_run(texts, coll.queries, BM25Params(k1, b), k=3)
+        runs.append(dict(coll.run))
+    assert runs[0] != runs[1]
 
 
 def test_bm25_searches_only_the_queries_read_on_an_ir_datasets_row(msmarco_layout):
@@ -92,7 +106,7 @@ def test_bm25_searches_only_the_queries_read_on_an_ir_datasets_row(msmarco_layou
     coll = load_collection(spec)
     assert isinstance(coll.run, BM25Run) and coll.run.computed == 0 and sorted(coll.run) == sorted(QIDS)
     texts = {d.doc_id: d.text for d in ir_datasets.load(msmarco_layout).docs_iter()}
-    full = bm25_run(texts, coll.queries, k=4)
+    full = bm25_run(texts, coll.queries, spec.bm25, k=4)
     assert coll.ranked("19335") == list(full["19335"]) and coll.run.computed == 1
     assert coll.run["19335"] == full["19335"] and set(full["19335"]) <= {p for p in PIDS if int(p) % 3 == 1}
     again = load_collection(spec).run
@@ -103,16 +117,21 @@ def test_bm25_searches_only_the_queries_read_on_an_ir_datasets_row(msmarco_layou
 
 def test_bm25_of_a_query_subset_is_the_full_run_restricted_on_the_embedded_data():
     """BM25 over the embedded corpus: 5 of the 60 test queries searched alone score exactly as in the run of all 60."""
-    spec = DatasetSpec("embedded-test-bm25", "embedded", split="test", first_stage="bm25")
+    shipped_row = DATASETS.get("embedded-test")
+    spec = DatasetSpec("embedded-test-bm25", "embedded", split="test", first_stage="bm25",
+                       bm25_k1=shipped_row.bm25_k1, bm25_b=shipped_row.bm25_b, bm25_stemmer=shipped_row.bm25_stemmer,
+                       bm25_stopwords=shipped_row.bm25_stopwords)
+    assert spec.bm25 == EMBEDDED_BM25 and spec.first_stage_name == shipped_row.first_stage_name
     coll = load_collection(spec)
     subset = sorted(coll.queries)[::12]
     coll.run.fetch(subset)
     assert coll.run.computed == len(subset) == 5
-    full = BM25Index.from_docs(dict(coll.docs)).search(coll.queries, 100)
+    full = BM25Index.from_docs(dict(coll.docs), spec.bm25).search(coll.queries, 100)
     assert {q: coll.run[q] for q in subset} == {q: full[q] for q in subset}
     assert all(len(full[q]) == 100 for q in subset)
-    # The same bm25s top-100 the embedded collection ships as its run file (written by bm25_run at generation).
-    shipped = load_collection(DatasetSpec("embedded-test", "embedded", split="test", first_stage="file")).run
+    # The same bm25s top-100 the embedded collection ships as its run file (written by bm25_run at generation): the
+    # embedded rows' BM25 fields and label say how their run was made.
+    shipped = load_collection(shipped_row).run
     assert {q: list(coll.run[q]) for q in subset} == {q: list(shipped[q]) for q in subset}
 
 
@@ -129,10 +148,11 @@ def test_in_memory_and_streamed_indexes_agree_on_documents_without_a_word(tmp_pa
     token, length 1, and every score would shift with the mean length)."""
     docs = {"a": "solar power plants", "b": "the of and", "c": "", "d": "wind power", "e": "solar wind", "f": "!!"}
     queries = {"1": "solar", "2": "power wind", "3": ""}
-    build_bm25_index(iter(docs.items()), tmp_path, chunk=2)
-    expected = bm25_run(docs, queries, k=6)
-    assert bm25_index_run(tmp_path, queries, k=6) == expected
-    # BM25 as Lucene (no (k1 + 1) factor) by hand: N = 6, mean length 7/6; "solar" in a (length 3), e (length 2).
+    build_bm25_index(iter(docs.items()), tmp_path, EMBEDDED_BM25, chunk=2)
+    expected = bm25_run(docs, queries, EMBEDDED_BM25, k=6)
+    assert bm25_index_run(tmp_path, queries, EMBEDDED_BM25, k=6) == expected
+    # BM25 as Lucene (no (k1 + 1) factor) by hand, k1 1.5 and b 0.75: N = 6, mean length 7/6; "solar" in a (length
+    # 3), e (length 2).
     idf = math.log(1 + (6 - 2 + 0.5) / (2 + 0.5))
     tf = lambda length: 1 / (1 + 1.5 * (1 - 0.75 + 0.75 * length / (7 / 6)))
     assert expected["1"] == pytest.approx({"e": idf * tf(2), "a": idf * tf(3)})
@@ -151,9 +171,89 @@ def test_streamed_index_equals_in_memory_bm25(tmp_path):
     """The on-disk index built in chunks (as for MS MARCO) scores exactly as bm25s over the whole corpus."""
     docs = {f"d{i}": " ".join(f"w{(i * j) % 17}" for j in range(1, 6 + i % 5)) for i in range(40)}
     queries = {"a": "w3 w5", "b": "w11 w0 w16", "c": "absent"}
-    build_bm25_index(iter(docs.items()), tmp_path, chunk=7)
+    params = BM25Params()
+    build_bm25_index(iter(docs.items()), tmp_path, params, chunk=7)
     # k = the corpus size: bm25s picks among scores tied at a cut by its internal doc order, which differs here
-    assert bm25_index_run(tmp_path, queries, k=40) == bm25_run(docs, queries, k=40)
+    assert bm25_index_run(tmp_path, queries, params, k=40) == bm25_run(docs, queries, params, k=40)
+
+
+# Lucene's EnglishAnalyzer.ENGLISH_STOP_WORDS_SET (apache/lucene-solr: lucene/analysis/common/src/java/org/apache/
+# lucene/analysis/en/EnglishAnalyzer.java, as in the dweiss/lucene-solr mirror @ 86a2934efce4), which Anserini's
+# default analyzer drops.
+LUCENE_ENGLISH_STOP_WORDS = {
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of",
+    "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with"}
+
+
+def test_the_lucene_stop_list_is_bm25s_english_list():
+    from bm25s.stopwords import STOPWORDS_EN
+
+    assert len(STOPWORDS_EN) == len(LUCENE_ENGLISH_STOP_WORDS) == 33 and set(STOPWORDS_EN) == LUCENE_ENGLISH_STOP_WORDS
+
+
+BM25_CORPUS = {"d1": "Dogs running in the park; dogs run.", "d2": "A dog runs", "d3": "Cats sleep in the sun all day"}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_registry_bm25_is_lucenes_formula_on_a_hand_counted_corpus(tmp_path, streamed):
+    """The registry's BM25 (k1 0.9, b 0.4, Porter, Lucene stop words) against Lucene's BM25 computed by hand.
+
+    After lowercasing, stop words out and Porter: d1 = dog run park dog run (length 5), d2 = dog run (2), d3 = cat
+    sleep sun all dai (5); N = 3, avgdl = 4. idf = log(1 + (N - df + 0.5) / (df + 0.5)), each term
+    tf / (tf + k1 * (1 - b + b * dl / avgdl))."""
+    params = DATASETS.get("trec-dl-2019").bm25
+    assert params == BM25Params(k1=0.9, b=0.4, stemmer="porter", stopwords="lucene")
+    queries = {"q": "the running dogs", "s": "sun"}  # "the" is a stop word; running -> run, dogs -> dog
+    if streamed:
+        build_bm25_index(iter(BM25_CORPUS.items()), tmp_path, params, chunk=2)
+        run = bm25_index_run(tmp_path, queries, params, k=3)
+    else:
+        run = bm25_run(BM25_CORPUS, queries, params, k=3)
+    idf2 = math.log(1 + (3 - 2 + 0.5) / (2 + 0.5))  # run and dog: df 2
+    norm5, norm2 = 0.9 * (1 - 0.4 + 0.4 * 5 / 4), 0.9 * (1 - 0.4 + 0.4 * 2 / 4)  # 0.99 and 0.72
+    assert run["q"] == pytest.approx({"d1": 2 * idf2 * 2 / (2 + norm5), "d2": 2 * idf2 * 1 / (1 + norm2)})
+    assert list(run["q"]) == ["d1", "d2"]  # d3 holds neither term: not retrieved
+    assert run["s"] == pytest.approx({"d3": math.log(1 + (3 - 1 + 0.5) / (1 + 0.5)) / (1 + norm5)})
+
+
+def test_without_the_stemmer_running_and_run_are_different_terms():
+    run = bm25_run(BM25_CORPUS, {"q": "running dogs"}, BM25Params(stemmer="none"), k=3)
+    assert list(run["q"]) == ["d1"]  # d2's "dog runs" matches neither unstemmed term
+
+
+def test_bm25_labels_name_implementation_and_parameters():
+    """A bm25s row never reads as a published BM25 run ("bm25", "bm25-anserini", "bm25-pyterrier")."""
+    assert DATASETS.get("trec-dl-2019").first_stage_name == "bm25s-lucene-k0.9-b0.4-porter"
+    assert DATASETS.get("embedded-test").first_stage_name == "bm25s-lucene-k1.5-b0.75-nostem"
+    tuned = DatasetSpec("x", "ir_datasets", id="vaswani", bm25_k1=0.82, bm25_b=0.68, bm25_stopwords="none")
+    assert tuned.first_stage_name == "bm25s-lucene-k0.82-b0.68-porter-nostop"
+    for name, spec in DATASETS.items():
+        assert not spec.first_stage_name.startswith("bm25") or spec.first_stage_name.startswith("bm25s-"), name
+
+
+def test_run_order_cut_keeps_exactly_the_depth_in_the_files_rank_order(tmp_path):
+    """A TREC run whose ranks 2-4 tie on score (as bf16-rounded ColBERT scores do): ``keep-ties`` keeps the tie
+    whole at depth 3, ``run-order`` keeps ranks 1-3 as lightning-ir's ``rank <= 3`` does, whatever the doc ids."""
+    path = tmp_path / "run.trec"
+    path.write_text("q1 Q0 d9 1 27.75 colbert\nq1 Q0 d7 2 27.5 colbert\nq1 Q0 d2 3 27.5 colbert\n"
+                    "q1 Q0 d5 4 27.5 colbert\nq1 Q0 d1 5 26.0 colbert\n")
+    run = read_trec_run(path)
+    assert list(cut(run, 3, "x")["q1"]) == ["d9", "d2", "d5", "d7"]
+    kept = cut(run, 3, "x", "run-order")
+    assert list(kept["q1"]) == ["d9", "d7", "d2"]
+    assert cut(kept, 2, "x", "run-order") == {"q1": {"d9": 27.75, "d7": 27.5}}  # a second cut keeps a prefix
+    with pytest.raises(BenchError, match="all 3 first-stage candidates have score 1"):
+        cut({"q": {"a": 1.0, "b": 1.0, "c": 1.0}}, 2, "x", "run-order")  # an unranked list is refused as well
+
+
+def test_a_run_order_row_reranks_exactly_its_depth(msmarco_layout, tmp_path):
+    path = tmp_path / "colbert.run"
+    lines = [f"{q} Q0 {p} {r} {30 - r // 3:.1f} colbert" for q in QIDS for r, p in enumerate(PIDS, 1)]
+    path.write_text("\n".join(lines) + "\n")  # scores tie in threes: ranks 1-2, 3-5, 6-8, 9-11, 12
+    tie = DatasetSpec("t", "ir_datasets", id=msmarco_layout, first_stage=f"run:{path}", top_k=4)
+    ranked = DatasetSpec("r", "ir_datasets", id=msmarco_layout, first_stage=f"run:{path}", top_k=4, cut="run-order")
+    assert {q: len(c) for q, c in load_collection(tie).run.items()} == {q: 5 for q in QIDS}
+    assert {q: list(c) for q, c in load_collection(ranked).run.items()} == {q: PIDS[:4] for q in QIDS}
 
 
 def test_run_file_label_defaults_to_its_stem(tmp_path):

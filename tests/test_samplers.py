@@ -32,9 +32,10 @@ def _file_teacher(tmp_path, kind, name, text, cfg):
 
 
 def test_rows_are_registered_with_their_source():
-    assert SAMPLERS.names() == ["groups", "triples", "lists"]
+    assert SAMPLERS.names() == ["groups", "xpmir-negatives", "triples", "lists", "lists-in-order"]
     assert all(spec.source and spec.description for _, spec in SAMPLERS.items())
-    with pytest.raises(BenchError, match="train.sampler must be one of groups, triples, lists, got 'pairs'"):
+    with pytest.raises(BenchError, match="train.sampler must be one of groups, xpmir-negatives, triples, lists, "
+                                         "lists-in-order, got 'pairs'"):
         TrainConfig(sampler="pairs")
 
 
@@ -114,3 +115,71 @@ def test_triples_sampler_without_triples_is_one_line():
     cfg = TrainConfig(sampler="triples", epochs=1)
     with pytest.raises(BenchError, match="sampler 'triples' needs a teacher that lists"):
         _epochs(cfg)
+
+
+# xpmir's DistillationNegativesSampler on a ColBERTv2-style run whose file lists qb, qa, qc in that order (the
+# training queries' own fixed shuffle is qc, qa, qb, training.training_qids). qa: d1 is
+# unjudged, d2 (grade 2) is the first retrieved positive, d3 is judged 0, d4 another positive, pfar a positive the
+# run never retrieved; qb's only positive is not retrieved; qd has no judgement (not a training query).
+XPMIR = Collection(
+    "colbert-toy", {"qa": "a", "qb": "b", "qc": "c", "qd": "d"},
+    {d: d for d in ("d1", "d2", "d3", "d4", "d5", "pfar", "b1", "b2", "x", "c1", "c2", "e1")},
+    {"qa": {"pfar": 1, "d2": 2, "d3": 0, "d4": 1}, "qb": {"x": 1}, "qc": {"c1": 1}},
+    {"qb": {"b1": 2.0, "b2": 1.0}, "qa": {"d1": 5.0, "d2": 4.0, "d3": 3.0, "d4": 2.0, "d5": 1.0},
+     "qc": {"c1": 9.0, "c2": 8.0}, "qd": {"e1": 1.0}})
+
+
+def _xpmir_epochs(cfg, seed=0):
+    qids, pool = training_queries(XPMIR, cfg)
+    return list(epoch_groups(XPMIR, qids, cfg, np.random.default_rng(seed), pool))
+
+
+def test_xpmir_negatives_first_retrieved_positive_and_non_positives_in_file_order():
+    cfg = TrainConfig(sampler="xpmir-negatives", group_size=8, negatives_depth=5, epochs=2)
+    epochs = _xpmir_epochs(cfg, seed=3)
+    # The draws by hand: per query in file order, 7 indices with replacement into its negatives.
+    rng = np.random.default_rng(3)
+    for _, _, groups, order in epochs:
+        assert groups.qids == ["qa", "qc"]  # qb: no retrieved positive (skipped); the run's order
+        assert order.tolist() == [0, 1]  # no reshuffle: batches in that order every epoch
+        qa, qc = groups.docids
+        negatives = ["d1", "d3", "d5"]  # d2 and d4 are judged relevant; d3 (grade 0) stays a negative
+        assert qa == ["d2", *(negatives[i] for i in rng.choice(3, size=7, replace=True))]
+        assert qc == ["c1"] + ["c2"] * 7 and rng.choice(1, size=7, replace=True).tolist() == [0] * 7
+    assert epochs[0][2].docids[0] != epochs[1][2].docids[0]  # fresh negatives each pass over the file
+
+
+def test_xpmir_negatives_only_draw_from_the_first_stage_depth():
+    """At depth 2 qa's list is d1, d2: the positive d2 and d1 drawn 7 times."""
+    cfg = TrainConfig(sampler="xpmir-negatives", group_size=8, negatives_depth=2, epochs=1)
+    (_, _, groups, _), = _xpmir_epochs(cfg)
+    assert dict(zip(groups.qids, groups.docids))["qa"] == ["d2"] + ["d1"] * 7
+
+
+def test_groups_sampler_keeps_its_own_recipe_on_the_same_data():
+    """The ``groups`` sampler (the default grid's) on the same data: any judged positive, retrieved or not, and
+    every judged query kept (qb too), reshuffled."""
+    cfg = TrainConfig(sampler="groups", group_size=3, negatives_depth=5, epochs=1)
+    (_, _, groups, _), = _xpmir_epochs(cfg)
+    by_q = dict(zip(groups.qids, groups.docids))
+    assert set(by_q) == {"qa", "qb", "qc"} and by_q["qb"][0] == "x"
+    assert by_q["qa"][0] in {"pfar", "d2", "d4"}
+
+
+def test_xpmir_negatives_refuse_random_negatives():
+    cfg = TrainConfig(sampler="xpmir-negatives", negatives="random", epochs=1)
+    with pytest.raises(BenchError, match="sampler 'xpmir-negatives' draws its negatives from the first stage"):
+        _xpmir_epochs(cfg)
+
+
+def test_lists_in_order_follow_the_teachers_file(tmp_path):
+    """A RankZephyr-style run listing q2 before q1: ``lists-in-order`` keeps that order every epoch, ``lists``
+    draws a permutation."""
+    text = ("q2 Q0 d4 1 2.0 rankzephyr\nq2 Q0 d5 2 1.0 rankzephyr\n"
+            "q1 Q0 d2 1 3.0 rankzephyr\nq1 Q0 d3 2 2.0 rankzephyr\nq1 Q0 d1 3 1.0 rankzephyr\n")
+    cfg = TrainConfig(sampler="lists-in-order", epochs=2)
+    targets = _file_teacher(tmp_path, "llm-ranking", "rankzephyr.run", text, cfg)
+    for _, _, groups, order in _epochs(cfg, targets):
+        assert list(zip(groups.qids, groups.docids)) == [("q2", ["d4", "d5"]), ("q1", ["d2", "d3", "d1"])]
+        assert order.tolist() == [0, 1]
+    assert not SAMPLERS.get("lists-in-order").shuffle and SAMPLERS.get("lists").shuffle

@@ -23,7 +23,7 @@ from ir_datasets.util import GzipExtract, LocalDownload
 
 from ..collection import Collection, Run, by_score
 from ..datasets import load_collection
-from ..dataset_rows import get_dataset
+from ..dataset_rows import EMBEDDED_BM25, get_dataset
 from ..firststage import BM25Index
 
 ROLES = ("train", "validation", "eval")
@@ -78,7 +78,7 @@ class World:
         self.split: dict[str, Collection] = {"test": test}
         for split in ("train", "dev"):
             self.split[split] = load_collection(get_dataset(f"embedded-{split}"))
-        self.index = BM25Index.from_docs(self.docs)
+        self.index = BM25Index.from_docs(self.docs, EMBEDDED_BM25)  # the embedded collection's own BM25
         self._runs: dict[str, Run] = {}
 
     def texts(self) -> list[str]:

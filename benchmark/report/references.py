@@ -3,7 +3,8 @@
 Columns: backbone, objective, teacher, dataset, metric, value, first_stage, depth, train_data, recipe, citation,
 source_url, note. Only ``nDCG@10`` rows are matched, on (backbone, objective, teacher, eval dataset or aggregate
 column such as ``BEIR mean``). Every row states the protocol of the published cell: ``first_stage`` (a first-stage
-label as our dataset rows name them: ``bm25``, ``splade-v3-distilbert``, ``colbertv2``), ``depth`` (candidates
+label as our dataset rows name them: ``bm25-anserini``, ``bm25-pyterrier``, ``splade-v3-distilbert``, ``colbertv2``;
+ours ``bm25s-lucene-k0.9-b0.4-porter``), ``depth`` (candidates
 reranked per query), ``train_data`` (our training dataset row holding the same queries) and ``recipe`` (``field=value``
 pairs of our ``[train]`` table, separated by ``;``; may be empty). A delta is shown only where our cell's record
 states the same protocol; fields a record does not state are not compared. Where several rows share a key, the
