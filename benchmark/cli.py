@@ -10,8 +10,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BenchError
+
+if TYPE_CHECKING:
+    from .config import Experiment
 
 DEFAULT_GRID = Path("experiments/default.toml")
 
@@ -39,13 +43,19 @@ def _report_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_only(items: list[str]) -> dict[str, str]:
-    only = {}
+def _parse_only(items: list[str], experiment: Experiment) -> dict[str, str]:
+    """``AXIS=VALUE`` filters, each axis once, checked against the grid's cells (:func:`benchmark.grid.check_only`)."""
+    from .grid import check_only
+
+    only: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise BenchError(f"--only expects AXIS=VALUE, got {item!r}")
+        if key in only:
+            raise BenchError(f"--only names axis {key!r} twice ({key}={only[key]} and {item})")
         only[key] = value
+    check_only(experiment, only)
     return only
 
 
@@ -82,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     from .report import check_out_dir
 
     experiment = load_experiment(args.grid)
-    only = _parse_only(args.only)
+    only = _parse_only(args.only, experiment)
     if args.dry_run:
         print(describe_grid(experiment, Path(args.results), only=only))
         for line in missing_inputs(experiment):  # the listing stands; then what a run would refuse, a line each

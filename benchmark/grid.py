@@ -204,9 +204,23 @@ def matches(cell: CellConfig, only: dict[str, str]) -> bool:
     return all(str(cell.axes.get(k)) == v for k, v in only.items())
 
 
+def check_only(experiment: Experiment, only: dict[str, str]) -> None:
+    """Refuse an ``--only`` axis the grid's cells lack or a value no cell has, naming the known ones: a filter that
+    matches nothing would otherwise look like a finished grid."""
+    for axis, value in only.items():
+        known = sorted({k for c in experiment.cells for k in c.axes})
+        if axis not in known:
+            raise BenchError(f"--only: unknown axis {axis!r} (known: {', '.join(known)})")
+        values = sorted({str(c.axes[axis]) for c in experiment.cells if axis in c.axes})
+        if value not in values:
+            raise BenchError(f"--only {axis}={value}: no cell has {axis} {value!r} (known: {', '.join(values)})")
+
+
 def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = False,
                  only: dict[str, str] | None = None) -> tuple[list[CellConfig], list[CellConfig]]:
-    """(cells to run, finished cells skipped). ``only`` filters by axis value; ``force`` reruns finished cells."""
+    """(cells to run, finished cells skipped). ``only`` filters by axis value (:func:`check_only`); ``force`` reruns
+    finished cells."""
+    check_only(experiment, only or {})
     chosen = [c for c in experiment.cells if matches(c, only or {})]
     if only and not chosen:
         raise BenchError(f"--only {' '.join(f'{k}={v}' for k, v in only.items())} matches no cell of the grid")

@@ -77,7 +77,7 @@ def stream(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
         raise BenchError(f"{path}:{lineno + 1}: corrupt or truncated gzip data ({err}); download the {what} "
                          "again") from None
     if blank:
-        raise BenchError(f"{path}:{lineno + 1}: empty {what} (no line with content)")
+        raise BenchError(f"{path}:1: empty {what} (no line with content)")
 
 
 def lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:

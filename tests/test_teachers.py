@@ -175,7 +175,7 @@ def test_triples_sampler_refuses_a_teacher_without_triples():
      "r.trec:3: query 'q1' again after other queries (its lines began on line 1)"),
     ("llm-ranking", "r.jsonl", '{"qid": "q1", "ranking": ["d1", "d2", "d1"]}\n',
      "r.jsonl:1: query 'q1' ranks document 'd1' twice"),
-    ("llm-ranking", "r.jsonl", "\n\n", "r.jsonl:3: empty teacher file"),
+    ("llm-ranking", "r.jsonl", "\n\n", "r.jsonl:1: empty teacher file"),
     ("score-file", "s.trec", "q1 Q0 d1 1 inf z\n", "s.trec:1: score 'inf' is not a finite number"),
     ("score-file", "s.trec", "q1 Q0 d1 1 2.0 z\nq1 Q0 d1 2 1.0 z\n",
      "s.trec:2: query 'q1' lists document 'd1' twice (first on line 1)"),
