@@ -372,3 +372,84 @@ def test_a_truncated_gzip_run_is_one_line(tmp_path, capsys, monkeypatch, cut):
 def test_only_filters_name_the_known_axes_and_values(tmp_path, capsys, only, culprit, dry_run):
     grid = write_toml(tmp_path / "grid.toml", merged(OK, {"grid": {"backbone": ["bert-tiny"], "seed": [0]}}))
     assert culprit in refused(tmp_path, capsys, grid, "--only", *only, *dry_run)
+
+
+# ---- writes cut short: a full disk leaves the previous file and one line -------------------------------------------
+
+def _disk_full(*_args, **_kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_keeps_the_previous_record(tmp_path, monkeypatch):
+    from benchmark import results as results_module
+    from benchmark.errors import BenchError
+    from benchmark.results import write_record
+
+    path = write_record(tmp_path, FINISHED)
+    before = listing(tmp_path)
+    monkeypatch.setattr(results_module.os, "fsync", _disk_full)
+    with pytest.raises(BenchError, match=f"^cannot write record '{re.escape(str(path))}': No space left on device$"):
+        write_record(tmp_path, {**FINISHED, "metrics": {"embedded-test": {"nDCG@10": 0.9, "n_queries": 2}}})
+    assert listing(tmp_path) == before  # no temporary file left either
+
+
+def test_a_full_disk_while_staging_a_run_keeps_the_committed_runs(tmp_path, monkeypatch):
+    import gzip
+
+    from benchmark import artifacts
+    from benchmark.errors import BenchError
+
+    first = artifacts.CellOutputs(tmp_path, "bad", "finished-cell")
+    first.stage_run("embedded-test", {"q1": {"d1": 1.0}}, tag="t")
+    first.commit()
+    before = listing(tmp_path)
+    monkeypatch.setattr(artifacts.gzip.GzipFile, "write", _disk_full)
+    again = artifacts.CellOutputs(tmp_path, "bad", "finished-cell")
+    runs = tmp_path / "bad" / "finished-cell.runs"
+    with pytest.raises(BenchError, match=f"^cannot write '{re.escape(str(runs))}': No space left on device$"):
+        again.stage_run("embedded-test", {"q1": {"d2": 2.0}}, tag="t")
+    assert listing(tmp_path) == before and not again.staged
+    monkeypatch.undo()
+    assert gzip.decompress((runs / "embedded-test.trec.gz").read_bytes()) == b"q1 Q0 d1 1 1.0 t\n"
+
+
+def test_a_full_disk_while_writing_the_report_keeps_the_previous_page(tmp_path, capsys, monkeypatch):
+    from benchmark import results as results_module
+    from benchmark.results import write_record
+
+    write_record(tmp_path / "results", FINISHED)
+    out = tmp_path / "reports"
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 0
+    before = listing(out)
+    monkeypatch.setattr(results_module.os, "fsync", _disk_full)
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert re.fullmatch(rf"error: cannot write report file '{re.escape(str(out))}/.+': No space left on device", err)
+    assert listing(out) == before
+
+
+# ---- the report: names from grids, datasets and records are text, and pages stay under --out -------------------
+
+MARKUP = "<img src=x onerror=alert(1)>"
+
+
+def test_markup_in_names_and_descriptions_is_escaped_and_paths_stay_under_out(tmp_path, capsys):
+    from benchmark.results import write_record
+
+    results, out = tmp_path / "results", tmp_path / "site" / "reports"
+    hostile = {**FINISHED, "cell_id": "..", "experiment": "bad",
+               "axes": {"backbone": MARKUP, "objective": "bce", "teacher": f"t{MARKUP}", "seed": 0},
+               "config": {"seed": 0, "description": MARKUP},
+               "metrics": {f"d{MARKUP}": {"nDCG@10": 0.5, "n_queries": 2}}}
+    (results / "bad").mkdir(parents=True)
+    (results / "bad" / "hostile.json").write_text(json.dumps(hostile))
+    write_record(results, {**FINISHED, "cell_id": "other", "status": "failed",
+                           "error": {"type": "BenchError", "message": MARKUP}})
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    pages = {p: p.read_text() for p in out.rglob("*.html")}
+    assert pages and all(MARKUP not in html and "<img" not in html for html in pages.values())
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in html for html in pages.values())
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents and results not in p.parents] == []
