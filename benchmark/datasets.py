@@ -4,7 +4,7 @@ in ``LOADERS``.
 - ``ir_datasets`` — any ir_datasets id; queries, qrels and a lazy docstore come from ir_datasets itself.
 - ``beir-dir`` — a directory in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 - ``trec-dir`` — a directory of TREC-style files: ``docs.jsonl`` (doc_id, text), ``queries.tsv`` (qid<TAB>text),
-  ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
+  ``qrels.txt`` (TREC qrels), optional ``run*.txt`` or ``run*.txt.gz`` (TREC run), optional ``splits.json``.
 - ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
 
 First stage (``first_stage``): ``bm25`` (bm25s over the corpus; an ir_datasets corpus is indexed once on disk and
@@ -128,6 +128,7 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
     where = f"dataset {spec.name!r}"
     if spec.first_stage == "bm25":
         return _bm25(spec, queries, data_hash, docs, irds)
+    run: Mapping[str, dict[str, float]]
     if spec.first_stage.startswith("run:") or spec.first_stage == "file":
         path = Path(spec.first_stage[4:]) if spec.first_stage.startswith("run:") else _run_file(where, directory)
         run = read_trec_run(path, queries, docs, where)
