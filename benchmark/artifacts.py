@@ -23,6 +23,8 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,16 @@ class CellOutputs:
             self.staged[kind].mkdir()
         return self.staged[kind]
 
+    @contextmanager
+    def _writing(self, kind: str) -> Iterator[None]:
+        """An I/O failure while staging (a full disk) drops what was staged and is one line naming the target;
+        the files a previous run committed stay in place."""
+        try:
+            yield
+        except OSError as err:
+            self.discard()
+            raise BenchError(f"cannot write {str(self.targets[kind])!r}: {err.strerror or err}") from None
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the experiment directory (where the record lies), as records name files."""
         return path.relative_to(self.targets[RUNS].parent).as_posix()
@@ -74,16 +86,17 @@ class CellOutputs:
         from .firststage import trec_run_text
 
         name = f"{safe_name(dataset, limit=100)}.trec.gz"
-        # mtime=0: the same run gives the same bytes
-        with gzip.GzipFile(self._stage(RUNS) / name, "wb", mtime=0) as fh:
-            fh.write(trec_run_text(run, tag).encode("utf-8"))
+        with self._writing(RUNS):  # mtime=0: the same run gives the same bytes
+            with gzip.GzipFile(self._stage(RUNS) / name, "wb", mtime=0) as fh:
+                fh.write(trec_run_text(run, tag).encode("utf-8"))
         return self.relative(self.targets[RUNS] / name)
 
     def stage_model(self, model, tokenizer, *, max_length: int, token_type_ids: bool, card: str) -> str:
         """Stage the student for transformers and sentence-transformers; returns its directory's name."""
-        directory = self._stage(MODEL)
-        save_student(model, tokenizer, directory, max_length=max_length, token_type_ids=token_type_ids)
-        (directory / "README.md").write_text(card, encoding="utf-8")
+        with self._writing(MODEL):
+            directory = self._stage(MODEL)
+            save_student(model, tokenizer, directory, max_length=max_length, token_type_ids=token_type_ids)
+            (directory / "README.md").write_text(card, encoding="utf-8")
         return self.relative(self.targets[MODEL])
 
     def commit(self) -> None:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .errors import BenchError
 from .paths import safe_name, within
 
 
@@ -29,11 +30,12 @@ def cache_file(kind: str, name: str, key: str, suffix: str) -> Path:
 
 
 class RunStore:
-    """First-stage candidates of single queries, kept in a JSON-lines file (``{"qid": ..., "run": {...}}``).
+    """First-stage candidates of single queries, kept in a JSON-lines file (``{"qid", "run", "sha"}``).
 
     Each query is appended as one line in one ``write`` call, so processes sharing the cache (Ray workers) add
-    queries side by side; a line that does not parse (a write cut short) is skipped, and that query is searched
-    again. Two lines for one query hold the same deterministic run."""
+    queries side by side. ``sha`` is a checksum of the line's run: a line that does not parse or whose run does not
+    match it (a write cut short, a full disk, a damaged file, a line of an older layout) is not read, and that query
+    is searched again and appended. Two lines for one query hold the same deterministic run."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -42,19 +44,31 @@ class RunStore:
         run: dict[str, dict[str, float]] = {}
         if not self.path.is_file():
             return run
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-                run[str(row["qid"])] = {str(d): float(s) for d, s in row["run"].items()}
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
+        with self.path.open("rb") as f:
+            for raw in f:
+                try:
+                    row = json.loads(raw)
+                    if row["sha"] != _checksum(row["run"]):
+                        continue
+                    run[str(row["qid"])] = {str(d): float(s) for d, s in row["run"].items()}
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
         return run
 
     def add(self, run: dict[str, dict[str, float]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":  # after a line cut short: never glue onto it
+                os.write(fd, b"\n")
             for qid, cands in run.items():
-                os.write(fd, (json.dumps({"qid": qid, "run": cands}) + "\n").encode())
+                os.write(fd, (json.dumps({"qid": qid, "run": cands, "sha": _checksum(cands)}) + "\n").encode())
+        except OSError as err:  # a line cut short fails its checksum: read() skips it
+            raise BenchError(f"cannot write run cache {str(self.path)!r}: {err.strerror or err}") from None
         finally:
             os.close(fd)
+
+
+def _checksum(cands: Any) -> str:
+    return hashlib.sha256(json.dumps(cands).encode()).hexdigest()[:16]

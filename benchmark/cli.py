@@ -12,8 +12,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BenchError
+
+if TYPE_CHECKING:
+    from .config import Experiment
 
 DEFAULT_GRID = Path("experiments/default.toml")
 PACKAGE = "rerank-distill-bench"
@@ -106,14 +110,18 @@ def _rdb_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_only(items: list[str]) -> dict[str, list[str]]:
-    """``AXIS=VALUE`` items -> axis -> the values any of which a cell may have."""
+def _parse_only(items: list[str], experiment: Experiment) -> dict[str, list[str]]:
+    """``AXIS=VALUE`` items -> axis -> the values any of which a cell may have, checked against the grid's cells
+    (:func:`benchmark.grid.check_only`)."""
+    from .config import check_only
+
     only: dict[str, list[str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
             raise BenchError(f"--only expects AXIS=VALUE, got {item!r}")
         only.setdefault(key, []).append(value)
+    check_only(experiment, only)
     return only
 
 
@@ -190,15 +198,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if getattr(args, "quiet", False):
         os.environ[QUIET_ENV] = "1"
-
     experiment = load_experiment(args.grid, overrides=args.overrides)
-    only = _parse_only(args.only)
+    only = _parse_only(args.only, experiment)
     if args.print_config:
         return _print_config(experiment, args.print_config)
     from .dryrun import describe_grid
-    from .grid import missing_inputs, refusals, select_cells
+    from .grid import missing_inputs, refusals
 
-    select_cells(experiment, Path(args.results), force=True, only=only)  # a filter matching nothing: exit 2 now
     if args.dry_run:
         return _dry_run(experiment, Path(args.results), only, describe_grid, missing_inputs, refusals)
     if args.rehearse:

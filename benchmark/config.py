@@ -224,6 +224,22 @@ class _Rows:
         return self.extra[section][name] if name in self.extra[section] else registry.get(name)
 
 
+Only = dict[str, "str | list[str]"]  # axis -> the value (or any of the values) a selected cell has
+
+
+def check_only(experiment: Experiment, only: Only) -> None:
+    """Refuse an ``--only`` axis the grid's cells lack or a value no cell has, naming the known ones: a filter that
+    matches nothing would otherwise look like a finished grid."""
+    for axis, wanted in only.items():
+        known = sorted({k for c in experiment.cells for k in c.axes})
+        if axis not in known:
+            raise BenchError(f"--only: unknown axis {axis!r} (known: {', '.join(known)})")
+        values = sorted({str(c.axes[axis]) for c in experiment.cells if axis in c.axes})
+        for value in [wanted] if isinstance(wanted, str) else wanted:
+            if value not in values:
+                raise BenchError(f"--only {axis}={value}: no cell has {axis} {value!r} (known: {', '.join(values)})")
+
+
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> Experiment:
     """The grid file at ``path`` (``extends`` resolved) with ``overrides`` (``KEY=VALUE``, ``rdb --set``) applied."""
     return parse_experiment(apply_overrides(_extended(Path(path), ()), overrides), source=str(path))

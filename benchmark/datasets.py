@@ -4,7 +4,7 @@ in ``LOADERS``.
 - ``ir_datasets`` — any ir_datasets id; queries, qrels and a lazy docstore come from ir_datasets itself.
 - ``beir-dir`` — a directory in BEIR layout: ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``.
 - ``trec-dir`` — a directory of TREC-style files: ``docs.jsonl`` (doc_id, text), ``queries.tsv`` (qid<TAB>text),
-  ``qrels.txt`` (TREC qrels), optional ``run.*.txt`` (TREC run), optional ``splits.json`` ({split: [qids]}).
+  ``qrels.txt`` (TREC qrels), optional ``run*.txt`` or ``run*.txt.gz`` (TREC run), optional ``splits.json``.
 - ``embedded`` — the generated default collection (``benchmark.embedded``), read with the ``trec-dir`` loader.
 
 First stage (``first_stage``): ``bm25`` (bm25s over the corpus with the row's BM25 parameters; an ir_datasets corpus is indexed once on disk and
@@ -79,29 +79,13 @@ class _JsonlDocs(Mapping[str, str]):
 
 
 def _read_qrels(path: Path) -> Qrels:
-    """TREC qrels (``qid iter docid grade``) via ir_measures, or BEIR TSV (``query-id corpus-id score`` + header)."""
-    import ir_measures
-
+    """TREC qrels (``qid iter docid grade``) or BEIR TSV (``query-id corpus-id score`` + header), plain or gzip,
+    streamed by :func:`benchmark.inputs.lines`; a grade must be an integer."""
     if not path.is_file():
         raise BenchError(f"qrels file {str(path)!r} does not exist")
     qrels: Qrels = {}
-    lines = list(inputs.lines(path, "qrels"))
-    if lines and lines[0][1].lower().startswith("query-id"):
-        pairs = []
-        for lineno, line in lines[1:]:
-            parts = line.split("\t")
-            if len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit():
-                raise BenchError(f"{path}:{lineno}: expected query-id<TAB>corpus-id<TAB>score")
-            pairs.append((lineno, parts[0], parts[1], int(parts[2])))
-    else:
-        for lineno, line in lines:
-            parts = line.split()
-            if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
-                raise BenchError(f"{path}:{lineno}: not a TREC qrels line (qid iter docid grade)")
-        parsed = ir_measures.read_trec_qrels("".join(f"{line}\n" for _, line in lines) + "\n")
-        pairs = [(lineno, q.query_id, q.doc_id, int(q.relevance)) for (lineno, _), q in zip(lines, parsed)]
     first: dict[tuple[str, str], int] = {}
-    for lineno, q, d, g in pairs:
+    for lineno, q, d, g in _qrels_lines(path):
         # A pair judged twice with different grades is ambiguous: neither grade can be taken silently.
         if qrels.get(q, {}).get(d, g) != g:
             raise BenchError(f"{path}:{lineno}: query {q!r} document {d!r} judged {g} here and "
@@ -111,6 +95,23 @@ def _read_qrels(path: Path) -> Qrels:
     if not qrels:
         raise BenchError(f"qrels file {str(path)!r} is empty")
     return qrels
+
+
+def _qrels_lines(path: Path) -> Iterator[tuple[int, str, str, int]]:
+    """(line number, qid, docid, grade) of each judgement, in either layout (a BEIR header decides)."""
+    beir = None
+    for lineno, line in inputs.lines(path, "qrels"):
+        if beir is None:
+            beir = line.lower().startswith("query-id")
+            if beir:
+                continue
+        parts = line.split("\t") if beir else line.split()
+        if beir and (len(parts) != 3 or not parts[2].strip().lstrip("-").isdigit()):
+            raise BenchError(f"{path}:{lineno}: expected query-id<TAB>corpus-id<TAB>score")
+        if not beir and (len(parts) != 4 or not parts[3].lstrip("-").isdigit()):
+            raise BenchError(f"{path}:{lineno}: not a TREC qrels line (qid iter docid grade)")
+        q, d, g = (parts[0], parts[1], parts[2]) if beir else (parts[0], parts[2], parts[3])
+        yield lineno, q, d, int(g)
 
 
 def _capped(spec: DatasetSpec, queries: dict[str, str]) -> dict[str, str]:
@@ -127,13 +128,13 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
     where = f"dataset {spec.name!r}"
     if spec.first_stage == "bm25":
         return _bm25(spec, queries, data_hash, docs, irds)
-    if spec.first_stage.startswith("run:"):
-        run = read_trec_run(spec.first_stage[4:])
-    elif spec.first_stage == "file":
-        files = sorted(directory.glob("run*.txt")) if directory else []
-        if not files:
-            raise BenchError(f"{where}: first_stage = 'file' but no run*.txt in {directory}")
-        run = read_trec_run(files[0])
+    run: Mapping[str, dict[str, float]]
+    if spec.first_stage.startswith("run:") or spec.first_stage == "file":
+        path = Path(spec.first_stage[4:]) if spec.first_stage.startswith("run:") else _run_file(where, directory)
+        run = read_trec_run(path, queries, docs, where)
+        if not run:
+            raise BenchError(f"{where}: run file {str(path)!r} has no line for any of its {len(queries)} queries "
+                             f"({run.dropped} line(s) of other queries dropped)")
     else:
         if irds is None:
             raise BenchError(f"{where}: first_stage 'scoreddocs' needs an ir_datasets source")
@@ -147,6 +148,14 @@ def _first_stage(spec: DatasetSpec, queries: dict[str, str], data_hash: str, *, 
     if not any(run.values()):
         raise BenchError(f"{where}: the first-stage run has no candidates for its queries")
     return run
+
+
+def _run_file(where: str, directory: Path | None) -> Path:
+    """The directory's run file (``first_stage = 'file'``): the first ``run*.txt`` or ``run*.txt.gz``."""
+    files = sorted([*directory.glob("run*.txt"), *directory.glob("run*.txt.gz")]) if directory else []
+    if not files:
+        raise BenchError(f"{where}: first_stage = 'file' but no run*.txt in {directory}")
+    return files[0]
 
 
 def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapping[str, str] | None,

@@ -6,8 +6,8 @@ import math
 from pathlib import Path
 
 from .cell import measures_of, scoring_max_length
-from .config import CellConfig, Experiment
-from .grid import Only, cell_state, select_cells
+from .config import CellConfig, Experiment, Only
+from .grid import cell_state, select_cells
 from .samplers import get_sampler
 
 # Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).

@@ -1,4 +1,4 @@
-"""First-stage retrieval: BM25 with the bm25s library, TREC run files (read with ir_measures), and the cut.
+"""First-stage retrieval: BM25 with the bm25s library, TREC run files (streamed by ``benchmark.inputs``), the cut.
 
 BM25 is bm25s' Lucene variant (``method="lucene"``): idf = log(1 + (N - df + 0.5) / (df + 0.5)) and
 tf / (tf + k1 * (1 - b + b * dl / avgdl)) per query term, Lucene's ``BM25Similarity`` since Lucene 8 (no (k1 + 1)
@@ -28,10 +28,12 @@ lightning_ir/data/dataset.py @ 98cb3fd3800, ``RunDataset._clean_run``). It refus
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
+from array import array
+from collections.abc import Callable, Container, ItemsView, Iterable, Iterator, Mapping, ValuesView
 from pathlib import Path
 from typing import Any
 
+from . import inputs
 from .cache import RunStore
 from .collection import ENTRY_BYTES, Run, by_score
 from .dataset_rows import BM25Params, CutPolicy
@@ -253,22 +255,66 @@ def cut(run: Run, k: int, where: str, policy: CutPolicy = "keep-ties") -> Run:
     return {q: {d: cands[d] for d in ranking(cands, k, f"{where}, query {q}", policy)} for q, cands in run.items()}
 
 
-def read_trec_run(path: str | Path) -> Run:
-    """A TREC run file (``qid Q0 docid rank score tag``) -> {qid: {docid: score}}, every line (cut with :func:`cut`)."""
-    import ir_measures
+class TrecRun(Mapping[str, dict[str, float]]):
+    """A run read from a file, held compactly: each distinct doc id once, and per query an array of doc numbers
+    (4 bytes) and one of float64 scores (8 bytes), where a dict of dicts costs ~100 bytes and a string per candidate.
+    Reading a query builds its ``{docid: score}`` dict, in file order. ``dropped`` counts the lines of queries
+    that were not asked for."""
 
+    def __init__(self) -> None:
+        self._number: dict[str, int] = {}
+        self._docids: list[str] = []
+        self._rows: dict[str, tuple[array, array]] = {}
+        self.dropped = 0
+
+    def add(self, qid: str, docids: Iterable[str], scores: Iterable[float]) -> None:
+        """One query's candidates (a query is added once: :class:`benchmark.inputs.PairRule`)."""
+        numbers = array("I")
+        for d in docids:
+            n = self._number.get(d)
+            if n is None:
+                n = self._number[d] = len(self._docids)
+                self._docids.append(d)
+            numbers.append(n)
+        self._rows[qid] = (numbers, array("d", scores))
+
+    def __getitem__(self, qid: str) -> dict[str, float]:
+        numbers, scores = self._rows[qid]
+        docids = self._docids
+        return {docids[n]: s for n, s in zip(numbers, scores)}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def read_trec_run(path: str | Path, queries: Container[str] | None = None, docs: Container[str] | None = None,
+                  where: str = "the dataset") -> TrecRun:
+    """A TREC run file (``qid Q0 docid rank score tag``, plain or gzip) -> {qid: {docid: score}}, every line (cut
+    with :func:`cut`), streamed line by line through :func:`benchmark.inputs.trec_run_lines` (every field checked,
+    a (query, doc) pair once). Lines of queries not in ``queries`` are dropped and counted (a run covers more queries
+    than a split); a document not in ``docs`` (``where`` names them) is an error naming the line."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"run file {str(path)!r} does not exist")
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split()
-        if parts and (len(parts) != 6 or not _is_float(parts[4])):
-            raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag): {line[:80]!r}")
-    run: Run = {}
-    for sd in ir_measures.read_trec_run(str(path)):
-        run.setdefault(sd.query_id, {})[sd.doc_id] = float(sd.score)
-    if not run:
-        raise BenchError(f"run file {str(path)!r} is empty")
+    run = TrecRun()
+    qid, docids, scores = None, [], []
+    for lineno, q, d, _, score in inputs.trec_run_lines(path, "run file"):
+        if queries is not None and q not in queries:
+            run.dropped += 1
+            continue
+        if docs is not None and d not in docs:
+            raise BenchError(f"{path}:{lineno}: document {d!r} is not in {where}")
+        if q != qid:
+            if qid is not None:
+                run.add(qid, docids, scores)
+            qid, docids, scores = q, [], []
+        docids.append(d)
+        scores.append(score)
+    if qid is not None:
+        run.add(qid, docids, scores)
     return run
 
 
@@ -284,12 +330,7 @@ def trec_run_text(run: Run, tag: str = "run", decimals: int | None = None) -> st
 
 
 def write_trec_run(run: Run, path: str | Path, tag: str = "run") -> None:
-    Path(path).write_text(trec_run_text(run, tag, decimals=6), encoding="utf-8")
+    """The run as a TREC run file, written atomically (a full disk or a kill leaves the previous file or none)."""
+    from .results import atomic_write_text
 
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
+    atomic_write_text(Path(path), trec_run_text(run, tag, decimals=6))

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from .artifacts import CellOutputs
 from .cell import load, now, provenance, run_cell
 from .checkpoint import remove
-from .config import CellConfig, Experiment
+from .config import CellConfig, Experiment, Only, check_only
 from .dataset_rows import SOURCES
 from .errors import BenchError
 from .executors import get_executor
@@ -226,9 +226,6 @@ class GridSummary:
         return [r for r in self.ran if r["status"] != "ok"]
 
 
-Only = dict[str, "str | list[str]"]  # axis -> the value (or any of the values) a selected cell has
-
-
 def matches(cell: CellConfig, only: Only) -> bool:
     return all(str(cell.axes.get(k)) in ([v] if isinstance(v, str) else v) for k, v in only.items())
 
@@ -236,7 +233,8 @@ def matches(cell: CellConfig, only: Only) -> bool:
 def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = False,
                  only: Only | None = None) -> tuple[list[CellConfig], list[CellConfig]]:
     """(cells to run, finished cells skipped). ``only`` filters by axis value (values of one axis are
-    alternatives); ``force`` reruns finished cells."""
+    alternatives; :func:`check_only`); ``force`` reruns finished cells."""
+    check_only(experiment, only or {})
     chosen = [c for c in experiment.cells if matches(c, only or {})]
     if only and not chosen:
         shown = " ".join(f"{k}={x}" for k, v in only.items() for x in ([v] if isinstance(v, str) else v))

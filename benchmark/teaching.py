@@ -25,11 +25,9 @@ queries of the cell's label budget, drawn from the queries the file covers.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import itertools
 import json
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,7 +40,7 @@ from ir_datasets.formats import TsvDocPairs
 from ir_datasets.util import GzipExtract, LocalDownload
 from safetensors.torch import load_file, save_file
 
-from . import shuffle
+from . import inputs, shuffle
 from .backbones import BackboneSpec, resolve_model_path
 from .cache import cache_file, cache_root
 from .cache import digest as _digest
@@ -264,20 +262,14 @@ def _file(spec: TeacherSpec) -> Path:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) streamed from the file, gunzipped on the fly for ``.gz`` (the released files are 2-4 GB
-    and are never read whole)."""
-    with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")) as f:
-        yield from enumerate(f, 1)
+    """(line number, line) streamed from the file by :func:`benchmark.inputs.stream`: plain or gzip (by content),
+    a BOM and CRLF endings dropped, a truncated download one line (the released files are 2-4 GB, never read
+    whole)."""
+    return inputs.stream(path, "teacher file")
 
 
 def _number(text: str, path: Path, lineno: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise BenchError(f"{path}:{lineno}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise BenchError(f"{path}:{lineno}: non-finite score {text!r}")
-    return value
+    return inputs.finite(text, path, lineno, "score")
 
 
 def _check_ids(path: Path, lineno: int, ctx: TeacherContext, qid: str, docids: list[str]) -> None:
@@ -336,21 +328,29 @@ def cell_problems(cell: CellConfig) -> list[str]:
 
 
 def _score_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
+    """The 5-column Hofstätter TSV (a (query, doc) pair recurs across triples: its last score counts, see
+    :func:`_score_file`) or 6-column TREC run lines (integer rank, each pair once: :class:`benchmark.inputs.PairRule`),
+    one layout per file."""
+    rule = inputs.PairRule(path)
+    width = 0
     for lineno, line in _lines(path):
         parts = line.split()
         if not parts:
             continue
-        if len(parts) == 5:  # Hofstätter et al. 2020: score_pos score_neg qid pid_pos pid_neg
+        width = width or len(parts)
+        if len(parts) != width or width not in (5, 6):
+            raise BenchError(f"{path}:{lineno}: expected 5 columns (score_pos score_neg qid pid_pos pid_neg) or a "
+                             f"6-column TREC run line, as the file's first line, got {len(parts)}")
+        if width == 5:  # Hofstätter et al. 2020: score_pos score_neg qid pid_pos pid_neg
             pos, neg, qid, dpos, dneg = parts
             _check_ids(path, lineno, ctx, qid, [dpos, dneg])
             yield lineno, qid, (dpos, dneg, _number(pos, path, lineno), _number(neg, path, lineno))
-        elif len(parts) == 6:  # TREC run: qid Q0 docid rank score tag
-            qid, _, did, _, score, _ = parts
+        else:  # TREC run: qid Q0 docid rank score tag
+            qid, _, did, rank, score, _ = parts
+            rule.check(lineno, qid, did)
+            inputs.integer(rank, path, lineno, "rank")
             _check_ids(path, lineno, ctx, qid, [did])
             yield lineno, qid, (did, _number(score, path, lineno))
-        else:
-            raise BenchError(f"{path}:{lineno}: expected 5 columns (score_pos score_neg qid pid_pos pid_neg) or a "
-                             f"6-column TREC run line, got {len(parts)}")
 
 
 @TARGETS.register("score-file")
@@ -378,24 +378,23 @@ def _score_file(spec: TeacherSpec, ctx: TeacherContext):
 
 
 def _ranking_records(spec: TeacherSpec, ctx: TeacherContext, path: Path) -> Iterator[Record]:
-    jsonl = ".jsonl" in path.suffixes
-    for lineno, line in _lines(path):
-        if not line.strip():
-            continue
-        if jsonl:
-            try:
-                row = json.loads(line)
-                qid, ranking = str(row["qid"]), [str(d) for d in row["ranking"]]
-            except (ValueError, KeyError, TypeError):
-                raise BenchError(f"{path}:{lineno}: expected {{\"qid\": ..., \"ranking\": [docids]}}") from None
-            _check_ids(path, lineno, ctx, qid, ranking)
-            yield lineno, qid, tuple(ranking)
-            continue
-        parts = line.split()
-        if len(parts) != 6:
-            raise BenchError(f"{path}:{lineno}: not a TREC run line (qid Q0 docid rank score tag)")
-        _check_ids(path, lineno, ctx, parts[0], [parts[2]])
-        yield lineno, parts[0], (parts[2], _number(parts[3], path, lineno), _number(parts[4], path, lineno))
+    """JSONL ``{"qid", "ranking"}`` lines (a document once per ranking) or TREC run lines
+    (:func:`benchmark.inputs.trec_run_lines`: integer rank, finite score, each (query, doc) pair once)."""
+    if ".jsonl" not in path.suffixes:
+        for lineno, qid, did, rank, score in inputs.trec_run_lines(path, "teacher file"):
+            _check_ids(path, lineno, ctx, qid, [did])
+            yield lineno, qid, (did, float(rank), score)
+        return
+    for lineno, row in inputs.json_lines(path, "teacher file"):
+        try:
+            qid, ranking = str(row["qid"]), [str(d) for d in row["ranking"]]
+        except (KeyError, TypeError):
+            raise BenchError(f"{path}:{lineno}: expected {{\"qid\": ..., \"ranking\": [docids]}}") from None
+        if len(set(ranking)) < len(ranking):
+            twice = next(d for i, d in enumerate(ranking) if d in ranking[:i])
+            raise BenchError(f"{path}:{lineno}: query {qid!r} ranks document {twice!r} twice")
+        _check_ids(path, lineno, ctx, qid, ranking)
+        yield lineno, qid, tuple(ranking)
 
 
 def _by_score(qid: str, rows: list[tuple[int, str, float, float]], path: Path) -> list[str]:

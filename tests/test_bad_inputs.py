@@ -140,6 +140,25 @@ DATA_CASES = [  # (layout, file, new content, culprit: file and line)
     ("beir-dir", "qrels/test.tsv", b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq\xff\td2\t1\n", "test.tsv:3: not UTF-8"),
     ("beir-dir", "qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\tone\n",
      "test.tsv:2: expected query-id<TAB>corpus-id<TAB>score"),
+    # first-stage run files (first_stage = 'file'), each field and each (query, doc) pair checked
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 2.0 bm25\nq1 Q0 d2 2 nan bm25\n",
+     "run.bm25.txt:2: score 'nan' is not a finite number"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 inf bm25\n", "run.bm25.txt:1: score 'inf' is not a finite number"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 2.0 bm25\nq1 Q0 d1 2 1.0 bm25\n",
+     "run.bm25.txt:2: query 'q1' lists document 'd1' twice (first on line 1)"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 2.0 bm25\nq2 Q0 d2 1 2.0 bm25\nq1 Q0 d2 2 1.0 bm25\n",
+     "run.bm25.txt:3: query 'q1' again after other queries (its lines began on line 1)"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 2.0 bm25\nq1 Q0 no-such-doc 2 1.0 bm25\n",
+     "run.bm25.txt:2: document 'no-such-doc' is not in dataset 'local'"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 first 2.0 bm25\n", "run.bm25.txt:1: rank 'first' is not an integer"),
+    ("trec-dir", "run.bm25.txt", "q1 Q0 d1 1 2.0\n", "run.bm25.txt:1: not a TREC run line (qid Q0 docid rank score tag): 5"),
+    ("trec-dir", "run.bm25.txt", b"q1 Q0 d1 1 2.0 bm\xe925\n", "run.bm25.txt:1: not UTF-8 (byte 0xe9 at column 18)"),
+    ("trec-dir", "run.bm25.txt", "\n  \n", "run.bm25.txt:1: empty run file"),
+    ("trec-dir", "run.bm25.txt", "q7 Q0 d1 1 2.0 bm25\n",
+     "dataset 'local': run file '{data}/run.bm25.txt' has no line for any of its 2 queries (1 line(s)"),
+    ("trec-dir", "qrels.txt", "", "qrels.txt:1: empty qrels"),
+    ("trec-dir", "qrels.txt", "q1 0 d1 1.5\n", "qrels.txt:1: not a TREC qrels line"),
+    ("trec-dir", "queries.tsv", "\r\n", "queries.tsv:1: empty queries"),
 ]
 
 
@@ -180,7 +199,7 @@ def test_bad_data_file_one_line_naming_file_and_line(tmp_path, capsys, monkeypat
         err = capsys.readouterr().err
         assert code == 2
         assert err.startswith("error: ") and err.count("\n") == 1, err
-        assert f"{data / name}:" in err and culprit in err
+        assert str(data / name) in err and culprit.format(data=data) in err
         assert listing(tmp_path) == before
 
 
@@ -288,3 +307,151 @@ def test_the_bad_input_tables_have_45_rows():
     tables = [CASES, DATA_CASES, RECORD_CASES]
     assert sum(map(len, tables)) >= 45
     assert all(len({row[-1] for row in t}) == len(t) for t in tables[:2])
+
+
+# ---- run files as they come from other tools: encodings, line endings, gzip, an interrupted download ---------------
+
+def run_variants(text: str) -> dict[str, bytes]:
+    """The same run as LF, CRLF, with a UTF-8 BOM, and each of those gzipped (as Zenodo and ``<cell>.runs`` ship)."""
+    import gzip
+
+    plain = {"lf.txt": text.encode(), "crlf.txt": text.replace("\n", "\r\n").encode(),
+             "bom.txt": ("\ufeff" + text).encode(), "bom-crlf.txt": ("\ufeff" + text.replace("\n", "\r\n")).encode()}
+    return {**plain, **{f"{n}.gz": gzip.compress(b) for n, b in plain.items()}}
+
+
+def test_a_run_reads_alike_with_lf_crlf_bom_and_gzip(tmp_path, monkeypatch):
+    from benchmark.dataset_rows import DatasetSpec
+    from benchmark.datasets import load_collection
+
+    monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
+    data = write_layout(tmp_path / "data", "trec-dir")
+    for name, content in run_variants(TREC["run.bm25.txt"]).items():
+        (tmp_path / name).write_bytes(content)
+        coll = load_collection(DatasetSpec(name="local", source="trec-dir", path=str(data),
+                                           first_stage=f"run:{tmp_path / name}"))
+        assert {q: dict(c) for q, c in coll.run.items()} == {"q1": {"d1": 2.0, "d2": 1.0},
+                                                             "q2": {"d2": 2.0, "d1": 1.0}}, name
+
+
+def refused(tmp_path: Path, capsys, grid: Path, *extra: str) -> str:
+    """Run ``grid`` beside a finished record; assert exit 2, one line, the record and every file untouched."""
+    results = tmp_path / "results"
+    finished = results / "bad" / "finished-cell.json"
+    finished.parent.mkdir(parents=True, exist_ok=True)
+    finished.write_text(json.dumps(FINISHED))
+    before = listing(tmp_path)
+    code = main([str(grid), "--results", str(results), "--no-report", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert listing(tmp_path) == before
+    return err
+
+
+@pytest.mark.parametrize("cut", [-6, 40], ids=["trailer-cut", "stream-cut"])
+def test_a_truncated_gzip_run_is_one_line(tmp_path, capsys, monkeypatch, cut):
+    import gzip
+
+    monkeypatch.setenv("RDB_CACHE", str(tmp_path / "cache"))
+    data = write_layout(tmp_path / "data", "trec-dir")
+    run = tmp_path / "run.trec.gz"
+    text = "".join(f"q{i} Q0 d1 1 {1000 - i}.5 t\n" for i in range(500))  # q1, q2 and 498 other queries
+    run.write_bytes(gzip.compress(text.encode())[:cut])
+    grid = write_toml(tmp_path / "grid.toml", merged(OK, {
+        "datasets": {"local": {"source": "trec-dir", "path": str(data), "first_stage": f"run:{run}"}},
+        "train": {"dataset": "local"}, "eval": {"datasets": ["local"]}}))
+    err = refused(tmp_path, capsys, grid)
+    assert re.search(rf"{re.escape(str(run))}:\d+: corrupt or truncated gzip data \(.*\); download the run file again",
+                     err), err
+
+
+@pytest.mark.parametrize("only, culprit", [
+    (["width=3"], "--only: unknown axis 'width' (known: backbone, objective, seed, teacher)"),
+    (["backbone=bert-huge"], "--only backbone=bert-huge: no cell has backbone 'bert-huge' (known: bert-tiny)"),
+    (["seed=0", "--only", "seed=7"], "--only seed=7: no cell has seed '7' (known: 0)"),  # repeated: values OR
+])
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry-run"])
+def test_only_filters_name_the_known_axes_and_values(tmp_path, capsys, only, culprit, dry_run):
+    grid = write_toml(tmp_path / "grid.toml", merged(OK, {"grid": {"backbone": ["bert-tiny"], "seed": [0]}}))
+    assert culprit in refused(tmp_path, capsys, grid, "--only", *only, *dry_run)
+
+
+# ---- writes cut short: a full disk leaves the previous file and one line -------------------------------------------
+
+def _disk_full(*_args, **_kwargs):
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_keeps_the_previous_record(tmp_path, monkeypatch):
+    from benchmark import results as results_module
+    from benchmark.errors import BenchError
+    from benchmark.results import write_record
+
+    path = write_record(tmp_path, FINISHED)
+    before = listing(tmp_path)
+    monkeypatch.setattr(results_module.os, "fsync", _disk_full)
+    with pytest.raises(BenchError, match=f"^cannot write record '{re.escape(str(path))}': No space left on device$"):
+        write_record(tmp_path, {**FINISHED, "metrics": {"embedded-test": {"nDCG@10": 0.9, "n_queries": 2}}})
+    assert listing(tmp_path) == before  # no temporary file left either
+
+
+def test_a_full_disk_while_staging_a_run_keeps_the_committed_runs(tmp_path, monkeypatch):
+    import gzip
+
+    from benchmark import artifacts
+    from benchmark.errors import BenchError
+
+    first = artifacts.CellOutputs(tmp_path, "bad", "finished-cell")
+    first.stage_run("embedded-test", {"q1": {"d1": 1.0}}, tag="t")
+    first.commit()
+    before = listing(tmp_path)
+    monkeypatch.setattr(artifacts.gzip.GzipFile, "write", _disk_full)
+    again = artifacts.CellOutputs(tmp_path, "bad", "finished-cell")
+    runs = tmp_path / "bad" / "finished-cell.runs"
+    with pytest.raises(BenchError, match=f"^cannot write '{re.escape(str(runs))}': No space left on device$"):
+        again.stage_run("embedded-test", {"q1": {"d2": 2.0}}, tag="t")
+    assert listing(tmp_path) == before and not again.staged
+    monkeypatch.undo()
+    assert gzip.decompress((runs / "embedded-test.trec.gz").read_bytes()) == b"q1 Q0 d1 1 1.0 t\n"
+
+
+def test_a_full_disk_while_writing_the_report_keeps_the_previous_page(tmp_path, capsys, monkeypatch):
+    from benchmark import results as results_module
+    from benchmark.results import write_record
+
+    write_record(tmp_path / "results", FINISHED)
+    out = tmp_path / "reports"
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 0
+    before = listing(out)
+    monkeypatch.setattr(results_module.os, "fsync", _disk_full)
+    assert main(["report", str(tmp_path / "results"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert re.fullmatch(rf"error: cannot write report file '{re.escape(str(out))}/.+': No space left on device", err)
+    assert listing(out) == before
+
+
+# ---- the report: names from grids, datasets and records are text, and pages stay under --out -------------------
+
+MARKUP = "<img src=x onerror=alert(1)>"
+
+
+def test_markup_in_names_and_descriptions_is_escaped_and_paths_stay_under_out(tmp_path, capsys):
+    from benchmark.results import write_record
+
+    results, out = tmp_path / "results", tmp_path / "site" / "reports"
+    hostile = {**FINISHED, "cell_id": "..", "experiment": "bad",
+               "axes": {"backbone": MARKUP, "objective": "bce", "teacher": f"t{MARKUP}", "seed": 0},
+               "config": {"seed": 0, "description": MARKUP},
+               "metrics": {f"d{MARKUP}": {"nDCG@10": 0.5, "n_queries": 2}}}
+    (results / "bad").mkdir(parents=True)
+    (results / "bad" / "hostile.json").write_text(json.dumps(hostile))
+    write_record(results, {**FINISHED, "cell_id": "other", "status": "failed",
+                           "error": {"type": "BenchError", "message": MARKUP}})
+    assert main(["report", str(results), "--out", str(out)]) == 0
+    pages = {p: p.read_text() for p in out.rglob("*.html")}
+    assert pages and all(MARKUP not in html and "<img" not in html for html in pages.values())
+    assert any("&lt;img src=x onerror=alert(1)&gt;" in html for html in pages.values())
+    assert [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents and results not in p.parents] == []

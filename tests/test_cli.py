@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("args, culprit", [
     (["/nonexistent.toml"], "cannot read grid file '/nonexistent.toml'"),
     (["experiments/smoke.toml", "--only", "backbone"], "--only expects AXIS=VALUE"),
-    (["experiments/smoke.toml", "--only", "backbone=nope", "--dry-run"], "matches no cell"),
+    (["experiments/smoke.toml", "--only", "backbone=nope", "--dry-run"], "no cell has backbone 'nope'"),
     (["experiments/smoke.toml", "--executor", "slurm"], "unknown executor 'slurm'"),
     (["report", "/nonexistent-results"], "results directory '/nonexistent-results' does not exist"),
 ])

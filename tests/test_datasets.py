@@ -84,9 +84,9 @@ def test_trec_dir_loader_with_run_file(tmp_path):
 
 
 @pytest.mark.parametrize("content, culprit", [
-    ("1 Q0 b 1 notanumber x\n", "run.txt:1: not a TREC run line"),
+    ("1 Q0 b 1 notanumber x\n", "run.txt:1: score 'notanumber' is not a finite number"),
     ("1 Q0 b\n", "run.txt:1: not a TREC run line"),
-    ("", "is empty"),
+    ("", "run.txt:1: empty run file"),
 ])
 def test_bad_run_files_name_file_and_line(tmp_path, content, culprit):
     path = tmp_path / "run.txt"

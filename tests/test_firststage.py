@@ -143,6 +143,52 @@ def test_run_store_skips_a_line_cut_short(tmp_path):
     assert store.read() == {"q1": {"d1": 1.5}, "q2": {}}
 
 
+def test_run_store_rebuilds_a_damaged_or_truncated_cache(tmp_path):
+    """A line whose run no longer matches its checksum (a flipped digit) or a file cut mid-line is not read: those
+    queries are searched again and appended, and the next read has them right."""
+    from benchmark.dataset_rows import BM25Params
+    from benchmark.firststage import BM25Index, BM25Run
+
+    docs = {"a": "solar power", "b": "wind power", "c": "solar wind"}
+    queries = {"q1": "solar", "q2": "wind"}
+    store = RunStore(tmp_path / "runs.jsonl")
+    truth = BM25Run(queries, lambda: BM25Index.from_docs(docs, BM25Params()), k=3, store=store)
+    expected = {q: truth[q] for q in queries}
+    text = store.path.read_text()
+    damaged = text.replace('"q1", "run": {"a": 0.', '"q1", "run": {"a": 9.', 1)
+    assert damaged != text
+    store.path.write_text(damaged[:len(damaged) - 10])  # q1 altered, q2 cut short
+    assert store.read() == {}
+    searched = []
+
+    def index() -> BM25Index:
+        searched.append(1)
+        return BM25Index.from_docs(docs, BM25Params())
+
+    again = BM25Run(queries, index, k=3, store=store)
+    assert {q: again[q] for q in queries} == expected and searched == [1]
+    assert store.read() == expected
+
+
+def test_run_store_on_a_full_disk_is_one_line_and_keeps_earlier_queries(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from benchmark import cache
+
+    store = RunStore(tmp_path / "runs.jsonl")
+    store.add({"q1": {"d1": 1.5}})
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache.os, "write", full)
+    with pytest.raises(BenchError, match=f"^cannot write run cache '{store.path}': No space left on device$"):
+        store.add({"q2": {"d2": 1.0}})
+    monkeypatch.undo()
+    assert store.read() == {"q1": {"d1": 1.5}}
+
+
 def test_in_memory_and_streamed_indexes_agree_on_documents_without_a_word(tmp_path):
     """A passage with no word token ("", "!!") has length 0 in both paths (bm25s' Tokenizer would give it the empty
     token, length 1, and every score would shift with the mean length)."""

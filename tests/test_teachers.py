@@ -1,6 +1,7 @@
 """Teacher rows: label targets, file teachers (Hofstätter TSV, TREC run, LLM rankings) and their one-line errors."""
 
 import math
+import re
 from collections.abc import Mapping
 from types import SimpleNamespace
 
@@ -161,16 +162,61 @@ def test_triples_sampler_refuses_a_teacher_without_triples():
 
 @pytest.mark.parametrize("kind, name, text, culprit", [
     ("score-file", "s.tsv", "1.0\tq1\td1\n", "s.tsv:1: expected 5 columns"),
-    ("score-file", "s.tsv", "1.0\t0.5\tq1\td1\td2\nnan\t0.1\tq2\td2\td3\n", "s.tsv:2: non-finite score 'nan'"),
+    ("score-file", "s.tsv", "1.0\t0.5\tq1\td1\td2\nnan\t0.1\tq2\td2\td3\n", "s.tsv:2: score 'nan' is not a finite number"),
     ("score-file", "s.tsv", "1.0\t0.5\tq9\td1\td2\n", "s.tsv:1: unknown query id 'q9'"),
     ("score-file", "s.tsv", "1.0\t0.5\tq1\td1\td7\n", "s.tsv:1: unknown document id 'd7'"),
-    ("score-file", "s.tsv", "high\t0.5\tq1\td1\td2\n", "s.tsv:1: 'high' is not a number"),
+    ("score-file", "s.tsv", "high\t0.5\tq1\td1\td2\n", "s.tsv:1: score 'high' is not a finite number"),
     ("llm-ranking", "r.jsonl", '{"qid": "q1"}\n', "r.jsonl:1: expected"),
-    ("llm-ranking", "r.trec", "q1 Q0 d1 one 0.5 z\n", "r.trec:1: 'one' is not a number"),
+    ("llm-ranking", "r.trec", "q1 Q0 d1 one 0.5 z\n", "r.trec:1: rank 'one' is not an integer"),
+    ("llm-ranking", "r.trec", "q1 Q0 d1 1.5 0.5 z\n", "r.trec:1: rank '1.5' is not an integer"),
+    ("llm-ranking", "r.trec", "q1 Q0 d1 1 0.5 z\nq1 Q0 d1 2 0.4 z\n",
+     "r.trec:2: query 'q1' lists document 'd1' twice (first on line 1)"),
+    ("llm-ranking", "r.trec", "q1 Q0 d1 1 0.5 z\nq2 Q0 d2 1 0.4 z\nq1 Q0 d2 2 0.3 z\n",
+     "r.trec:3: query 'q1' again after other queries (its lines began on line 1)"),
+    ("llm-ranking", "r.jsonl", '{"qid": "q1", "ranking": ["d1", "d2", "d1"]}\n',
+     "r.jsonl:1: query 'q1' ranks document 'd1' twice"),
+    ("llm-ranking", "r.jsonl", "\n\n", "r.jsonl:1: empty teacher file"),
+    ("score-file", "s.trec", "q1 Q0 d1 1 inf z\n", "s.trec:1: score 'inf' is not a finite number"),
+    ("score-file", "s.trec", "q1 Q0 d1 1 2.0 z\nq1 Q0 d1 2 1.0 z\n",
+     "s.trec:2: query 'q1' lists document 'd1' twice (first on line 1)"),
+    ("score-file", "s.tsv", "1.0\t0.5\tq1\td1\td2\nq1 Q0 d1 1 2.0 z\n", "s.tsv:2: expected 5 columns"),
 ])
 def test_bad_teacher_files_name_file_and_line(tmp_path, kind, name, text, culprit):
-    with pytest.raises(BenchError, match=culprit.replace("(", r"\(")):
+    with pytest.raises(BenchError, match=re.escape(culprit)):
         _targets(tmp_path, kind, name, text)
+
+
+TEACHER_FILES = [  # (kind, name, plain text): each read alike with LF or CRLF, with or without a BOM, plain or gzip
+    ("score-file", "s.tsv", "9.5\t-1.25\tq1\td1\td2\n3.0\t2.0\tq2\td2\td3\n"),
+    ("score-file", "s.trec", "q1 Q0 d1 1 9.5 t\nq1 Q0 d2 2 -1.25 t\nq2 Q0 d3 1 2.0 t\n"),
+    ("llm-ranking", "r.trec", "q1 Q0 d2 1 9 t\nq1 Q0 d1 2 8 t\nq2 Q0 d3 1 5 t\nq2 Q0 d2 2 4 t\n"),
+    ("llm-ranking", "r.jsonl", '{"qid": "q1", "ranking": ["d2", "d1"]}\n{"qid": "q2", "ranking": ["d3"]}\n'),
+]
+
+
+@pytest.mark.parametrize("kind, name, text", TEACHER_FILES, ids=[n for _, n, _ in TEACHER_FILES])
+def test_teacher_files_read_alike_in_every_encoding_and_compression(tmp_path, kind, name, text):
+    import gzip
+
+    def read(variant: str, data: bytes, suffix: str = ""):
+        path = tmp_path / variant / (name + suffix)
+        path.parent.mkdir()
+        path.write_bytes(data)
+        t = compute_targets(TeacherSpec("t", kind, path=str(path)), _ctx())
+        return t.kind, t.table, t.pool, t.triples
+
+    plain = read("lf", text.encode())
+    assert plain[1]["q1"] and plain == read("crlf-bom", ("\ufeff" + text.replace("\n", "\r\n")).encode())
+    assert plain == read("gzip", gzip.compress(text.encode()), ".gz")
+
+
+def test_truncated_gzip_teacher_file_is_one_line(tmp_path):
+    import gzip
+
+    path = tmp_path / "s.tsv.gz"
+    path.write_bytes(gzip.compress(("9.5\t-1.25\tq1\td1\td2\n" * 2000).encode())[:-6])  # trailer cut
+    with pytest.raises(BenchError, match=r"s.tsv.gz:\d+: corrupt or truncated gzip data"):
+        compute_targets(TeacherSpec("t", "score-file", path=str(path)), _ctx())
 
 
 def test_every_teacher_kind_has_one_target_function():

@@ -6,6 +6,7 @@ Every function returns the written file names (SVG first), or [] when the data d
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,8 @@ matplotlib.rcParams["svg.hashsalt"] = "rerank-distill-bench"  # fixed SVG ids: t
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from ..errors import BenchError  # noqa: E402
 
 MARKERS = "osD^vP*Xh<>"
 LINESTYLES = ("-", "--", "-.", ":")
@@ -26,7 +29,14 @@ def _save(fig: plt.Figure, out: Path) -> list[str]:
     names = []
     for ext in ("svg", "png"):
         path = out.parent / f"{out.name}.{ext}"  # not with_suffix: names may hold dots
-        fig.savefig(path, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:  # written beside, then renamed: a full disk or a kill leaves the previous figure
+            fig.savefig(tmp, format=ext, dpi=120, metadata={"Date": None} if ext == "svg" else None)
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            plt.close(fig)
+            raise BenchError(f"cannot write report file {str(path)!r}: {err.strerror or err}") from None
         names.append(path.name)
     plt.close(fig)
     return names

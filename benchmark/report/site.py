@@ -13,7 +13,9 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from ..results import axes_label
+from ..errors import BenchError
+from ..paths import within
+from ..results import atomic_write_text, axes_label
 from . import plots
 from .references import Reference
 from .stats import Systems, baseline_label, significance, tiers
@@ -28,8 +30,20 @@ REFERENCE_PARTS = (("first stage", "first_stage"), ("random order", "random_orde
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of an experiment, dataset or cell name (no quoting needed in hrefs)."""
-    return re.sub(r"[^A-Za-z0-9._=-]+", "-", str(text)).strip("-") or "_"
+    """A file-name-safe form of an experiment, dataset or cell name (no quoting needed in hrefs); never ``.``,
+    ``..`` or a hidden name, so a record's names cannot lead a page out of the report directory."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "-", str(text)).strip("-").lstrip(".") or "_"
+
+
+def write_file(out_dir: Path, name: str, text: str) -> Path:
+    """``out_dir/name`` written atomically (a full disk or a kill leaves the previous file), never outside
+    ``out_dir``; an I/O failure is one line naming the file."""
+    path = within(out_dir, out_dir / name)
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise BenchError(f"cannot write report file {str(path)!r}: {err.strerror or err}") from None
+    return path
 
 
 def environment() -> jinja2.Environment:
@@ -39,22 +53,19 @@ def environment() -> jinja2.Environment:
 
 def write_page(env: jinja2.Environment, out_dir: Path, page: str, template: str, **context: Any) -> Path:
     """Render ``template`` to ``out_dir/page``; ``root`` (the way back to ``out_dir``) prefixes every link."""
-    path = out_dir / page
-    path.parent.mkdir(parents=True, exist_ok=True)
     root = "../" * (len(Path(page).parts) - 1)
-    path.write_text(env.get_template(template).render(root=root, **context), encoding="utf-8")
-    return path
+    return write_file(out_dir, page, env.get_template(template).render(root=root, **context))
 
 
 def export(out_dir: Path, stem: str, numbers: pd.DataFrame, text: pd.DataFrame,
            latex: pd.DataFrame | None = None) -> dict[str, str]:
     """CSV of ``numbers``, Markdown of ``text`` and (given ``latex``) a booktabs LaTeX table; returns the names."""
     names = {"csv": f"{stem}.csv", "md": f"{stem}.md"}
-    numbers.to_csv(out_dir / names["csv"])
-    (out_dir / names["md"]).write_text(to_markdown(text), encoding="utf-8")
+    write_file(out_dir, names["csv"], numbers.to_csv())
+    write_file(out_dir, names["md"], to_markdown(text))
     if latex is not None:
         names["tex"] = f"{stem}.tex"
-        (out_dir / names["tex"]).write_text(latex.style.to_latex(hrules=True), encoding="utf-8")
+        write_file(out_dir, names["tex"], latex.style.to_latex(hrules=True))
     return names
 
 
