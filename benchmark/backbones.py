@@ -58,9 +58,18 @@ class BackboneSpec:
     attn_implementation: str | None = "sdpa"
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates
+    # Scoring head. "auto": the family's AutoModelForSequenceClassification head (DistilBERT: pre_classifier +
+    # ReLU + dropout + classifier); "linear": one Linear(hidden, 1) on the first token's last hidden state
+    # (matchmaker BERT_Cat for DistilBERT/ELECTRA, lightning-ir MonoModel with pooling "first").
+    head: Literal["auto", "linear"] = "auto"
+    # State-dict prefix of the trained "linear" head in the checkpoint (lightning-ir: "linear" -> linear.weight,
+    # linear.bias if saved); None: the head is newly initialised (an error on eval-only rows).
+    head_weights: str | None = None
 
     def __post_init__(self) -> None:
         typed.check_choices(self, f"backbone {self.name!r}: ")
+        if self.head_weights is not None and (self.head != "linear" or self.checkpoint is None):
+            raise BenchError(f"backbone {self.name!r}: head_weights needs head = \"linear\" and a checkpoint")
         if self.max_length <= 0:
             raise BenchError(f"backbone {self.name!r}: max_length must be positive, got {self.max_length}")
 
@@ -123,6 +132,10 @@ _HUB_MAX_LENGTH = {
 # (xpmir/cross-encoders: src/cross_encoders_training/core_base_paper.yaml and core_mini.yaml, key grid_search.base).
 # max_length is the architecture's position limit, the length the authors train at when they set none
 # (xpmir/cross-encoders: src/configuration.py, CE_FineTuning.max_length "default to ... max len of the model").
+# ModernBERT/Ettin classify from the [CLS] state, as the seed paper's scorer does (xpmir/cross-encoders:
+# src/configuration.py @08225743, CE_FineTuning.pooling_method = PoolingMethod.CLS "for the ModernBert based
+# scorer"), not from the hub config's classifier_pooling.
+_POOLING = {"modernbert": {"classifier_pooling": "cls"}}
 for _name, _family, _hub, _tt, _dtype, _params in [
     ("bert-base", "bert", "bert-base-uncased", True, "bf16", 110),
     ("bert-large", "bert", "bert-large-uncased", True, "bf16", 335),
@@ -144,7 +157,7 @@ for _name, _family, _hub, _tt, _dtype, _params in [
     ("ettin-150m", "modernbert", "jhu-clsp/ettin-encoder-150m", False, "bf16", 150),
 ]:
     _add(_name, _family, checkpoint=_hub, tokenizer=_hub, token_type_ids=_tt, dtype=_dtype, params_m=_params,
-         max_length=_HUB_MAX_LENGTH.get(_hub, 512),
+         max_length=_HUB_MAX_LENGTH.get(_hub, 512), config=_POOLING.get(_family, {}),
          attn_implementation=None if _family == "deberta-v2" else "sdpa")
 
 

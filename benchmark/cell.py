@@ -45,7 +45,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
     for name in cell.eval.datasets:  # an eval set that cannot be loaded (offline, missing) fails before training
         load(cell, name)
     if cell.train.eval_only:
-        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, require_head=True)
         ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}
     else:
         model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
