@@ -193,16 +193,17 @@ def _build(spec: BackboneSpec, overrides: dict) -> tuple[torch.nn.Module, list[s
 
 
 def _checkpoint_config(spec: BackboneSpec, source: str, overrides: dict) -> PretrainedConfig:
-    """The family's config read from the checkpoint's config.json. A lightning-ir config (``model_type`` "mono",
-    ``backbone_model_type``) is read as its backbone's; its pooling must be the first token's."""
+    """The family's config read from the checkpoint's config.json. A lightning-ir config (``model_type`` "mono" with
+    ``backbone_model_type``, or "mono-<family>") is read as its backbone's; its pooling must be the first token's."""
     data, _ = PretrainedConfig.get_config_dict(source)
     if data.get("model_type") == spec.family:
         return AutoConfig.from_pretrained(source, **overrides)
-    backbone = data.get("backbone_model_type")
+    model_type = str(data.get("model_type"))
+    # lightning-ir names its backbone in backbone_model_type; releases before its class factory in model_type
+    backbone = data.get("backbone_model_type") or model_type.removeprefix("mono-")
     if backbone != spec.family:
-        raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} is model_type "
-                         f"{data.get('model_type')!r}{f' (backbone {backbone!r})' if backbone else ''}, "
-                         f"the row says family {spec.family!r}")
+        raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} is model_type {model_type!r} "
+                         f"(backbone {backbone!r}), the row says family {spec.family!r}")
     if data.get("pooling_strategy", "first") != "first":
         raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} pools "
                          f"{data['pooling_strategy']!r}; head \"linear\" reads the first token")
