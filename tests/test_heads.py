@@ -218,3 +218,25 @@ def test_modernbert_hub_rows_classify_from_cls():
     """xpmir/cross-encoders src/configuration.py @08225743: CE_FineTuning.pooling_method = "cls"."""
     for name in ("ettin-17m", "ettin-150m", "modernbert-base"):
         assert get_backbone(name).config["classifier_pooling"] == "cls"
+
+
+@pytest.mark.parametrize("row", ["bert-tiny", "roberta-tiny", "electra-tiny", "deberta-v3-tiny", "modernbert-tiny"])
+def test_plain_checkpoints_of_each_family_load_with_and_without_their_head(row, tmp_path, capsys):
+    """save_checkpoint without a prefix writes a headless backbone (a training row warns once, an eval-only row is
+    refused); the full model's save_pretrained keeps its head, so an eval-only row scores as the saved model."""
+    spec = get_backbone(row)
+    model, tok = build_cross_encoder(spec, seed=4)
+    model.eval()
+    expected = Reranker(model, tok, max_length=64, use_token_type_ids=spec.token_type_ids).score(QUERIES, DOCS)
+    headless = dataclasses.replace(spec, checkpoint=str(save_checkpoint(model, tok, tmp_path / "plain")),
+                                   tokenizer=str(tmp_path / "plain"), config={})
+    with pytest.raises(BenchError, match=f"backbone '{row}': checkpoint .* has no weights for"):
+        build_cross_encoder(headless, require_head=True)
+    capsys.readouterr()
+    build_cross_encoder(headless)
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    model.save_pretrained(str(tmp_path / "full"))
+    full = dataclasses.replace(headless, checkpoint=str(tmp_path / "full"))
+    again, _ = build_cross_encoder(full, require_head=True)
+    scores = Reranker(again, tok, max_length=64, use_token_type_ids=spec.token_type_ids).score(QUERIES, DOCS)
+    assert np.max(np.abs(scores - expected)) <= 1e-5
