@@ -78,7 +78,13 @@ class BackboneSpec:
         return typed.build(cls, data, f"backbones.{name}", name=name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Head fields at their defaults are left out: a row that sets none hashes (config_hash, teacher cache keys)
+        # as before the fields existed, so its finished cells still resume.
+        for key in ("head", "head_weights"):
+            if data[key] == self.__dataclass_fields__[key].default:
+                del data[key]
+        return data
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
