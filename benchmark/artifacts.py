@@ -10,7 +10,11 @@ Layout, next to ``<results>/<experiment>/<cell_id>.json``:
   ``sentence_transformers.CrossEncoder(path)`` and ``AutoModelForSequenceClassification.from_pretrained(path)`` load
   it; ``config.sentence_transformers.activation_fn`` is Identity, so CrossEncoder returns the raw logit the suite
   ranks by (its default for one label is a sigmoid, sentence-transformers 6:
-  ``cross_encoder/model.py``, ``CrossEncoder.get_default_activation_fn``).
+  ``cross_encoder/model.py``, ``CrossEncoder.get_default_activation_fn``). A student of a ``head = "linear"`` row
+  (``models.LinearHeadModel``) is written in lightning-ir's mono layout instead (encoder keys at the root,
+  ``linear.weight`` / ``linear.bias``, config.json ``model_type`` "mono" with ``backbone_model_type``): the suite
+  reloads it with ``head = "linear"``, ``head_weights = "linear"``; transformers' Auto classes and
+  sentence-transformers refuse its config rather than guess a head.
 
 Everything is written into hidden staging directories first and renamed into place by :meth:`CellOutputs.commit`
 only once the cell succeeded, so a failed cell leaves no half model and a failed rerun keeps the previous files.
@@ -217,15 +221,7 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
            f"{validation.get('dataset')}: {validation.get('best_value')})"] if validation else []),
         f"- **Max length:** {cell.eval.max_length or cell.train.max_length} tokens (the passage is truncated)", "",
         "## Usage", "",
-        "```python",
-        "from sentence_transformers import CrossEncoder",
-        "model = CrossEncoder(\"PATH\")  # this directory or its hub id; scores are raw logits (higher = more relevant)",
-        "scores = model.predict([(\"a query\", \"a passage\"), (\"a query\", \"another passage\")])",
-        "```", "",
-        "With transformers: `AutoModelForSequenceClassification.from_pretrained(PATH)`, score = `logits[:, 0]`. "
-        "Re-evaluate it without training as a grid row: `[backbones.NAME]` with `family = "
-        f"\"{cell.backbone.family}\"`, `checkpoint = tokenizer = \"PATH\"`, "
-        f"`token_type_ids = {str(cell.backbone.token_type_ids).lower()}`, and `train.skip = true`.", "",
+        *(_linear_usage(cell) if cell.backbone.head == "linear" else _auto_usage(cell)), "",
         "## Results", "",
         "Measured by the suite when this model was trained (per-query values in the record "
         f"`{record['cell_id']}.json`; the reranked runs beside it).", "",
@@ -238,3 +234,32 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
         "", "## Full config", "", "```json", json.dumps(record["config"], indent=1, sort_keys=True), "```", "",
     ]
     return "\n".join(lines)
+
+
+def _auto_usage(cell) -> list[str]:
+    return [
+        "```python",
+        "from sentence_transformers import CrossEncoder",
+        "model = CrossEncoder(\"PATH\")  # this directory or its hub id; scores are raw logits (higher = more relevant)",
+        "scores = model.predict([(\"a query\", \"a passage\"), (\"a query\", \"another passage\")])",
+        "```", "",
+        "With transformers: `AutoModelForSequenceClassification.from_pretrained(PATH)`, score = `logits[:, 0]`. "
+        "Re-evaluate it without training as a grid row: `[backbones.NAME]` with `family = "
+        f"\"{cell.backbone.family}\"`, `checkpoint = tokenizer = \"PATH\"`, "
+        f"`token_type_ids = {str(cell.backbone.token_type_ids).lower()}`, and `train.skip = true`.",
+    ]
+
+
+def _linear_usage(cell) -> list[str]:
+    return [
+        "The score is one linear layer on the first token's last hidden state, "
+        "`linear(AutoModel(PATH)(**pair).last_hidden_state[:, 0])` (no pooler, no dropout). The files are in "
+        "lightning-ir's mono layout: the encoder's weights at the root of `model.safetensors`, the head as "
+        "`linear.weight` / `linear.bias`, config.json `model_type` \"mono\" with `backbone_model_type` "
+        f"\"{cell.backbone.family}\"; `AutoModelForSequenceClassification` and sentence-transformers' "
+        "`CrossEncoder` do not read this head.", "",
+        "Re-evaluate it without training as a grid row: `[backbones.NAME]` with `family = "
+        f"\"{cell.backbone.family}\"`, `checkpoint = tokenizer = \"PATH\"`, `head = \"linear\"`, "
+        f"`head_weights = \"linear\"`, `token_type_ids = {str(cell.backbone.token_type_ids).lower()}`, "
+        "and `train.skip = true`.",
+    ]

@@ -20,10 +20,6 @@ from .errors import BenchError
 from .registry import Registry
 
 BUNDLED_PREFIX = "bundled:"
-# Families whose sequence-classification model takes a one-Linear first-token head in place of its own
-# (benchmark.models.use_linear_head). DistilBERT's head applies a ReLU between its two layers inline, so no module
-# swap makes it one Linear.
-LINEAR_HEAD_FAMILIES = ("bert", "electra", "roberta", "xlm-roberta")
 
 
 def bundled_minilm_path() -> Path:
@@ -60,33 +56,35 @@ class BackboneSpec:
     # compute dtype on GPU (DeBERTa-v3 overflows in fp16); CPU always runs fp32
     dtype: Literal["fp32", "bf16", "fp16"] = "bf16"
     attn_implementation: str | None = "sdpa"
-    # The scoring head: "auto" is the family's AutoModelForSequenceClassification head; "linear" is one
-    # Linear(hidden, 1) on the first token's last hidden state, the head of matchmaker's BERT_Cat
-    # (sebastian-hofstaetter/matchmaker: matchmaker/models/bert_cat.py @ cb1d35d8) and of lightning-ir's
-    # cross-encoders (webis-de/lightning-ir: lightning_ir/cross_encoder/model.py, ``self.linear``, first-token pooling).
-    head: Literal["auto", "linear"] = "auto"
-    # Where a checkpoint keeps its trained head when it is not where transformers looks: the state-dict prefix of a
-    # "linear" head (lightning-ir checkpoints such as webis/monoelectra-base: "linear"). None: the family's own keys.
-    head_weights: str | None = None
     gradient_checkpointing: bool = False
     params_m: float | None = None  # parameter count in millions, for dry-run estimates
+    # Scoring head. "auto": the family's AutoModelForSequenceClassification head (DistilBERT: pre_classifier +
+    # ReLU + dropout + classifier); "linear": one Linear(hidden, 1) on the first token's last hidden state
+    # (matchmaker BERT_Cat for DistilBERT/ELECTRA, lightning-ir MonoModel with pooling "first").
+    head: Literal["auto", "linear"] = "auto"
+    # State-dict prefix of the trained "linear" head in the checkpoint (lightning-ir: "linear" -> linear.weight,
+    # linear.bias if saved); None: the head is newly initialised (an error on eval-only rows).
+    head_weights: str | None = None
 
     def __post_init__(self) -> None:
         typed.check_choices(self, f"backbone {self.name!r}: ")
+        if self.head_weights is not None and (self.head != "linear" or self.checkpoint is None):
+            raise BenchError(f"backbone {self.name!r}: head_weights needs head = \"linear\" and a checkpoint")
         if self.max_length <= 0:
             raise BenchError(f"backbone {self.name!r}: max_length must be positive, got {self.max_length}")
-        if self.head_weights and self.head != "linear":
-            raise BenchError(f"backbone {self.name!r}: head_weights names a linear head's weights: set head = \"linear\"")
-        if self.head == "linear" and self.family not in LINEAR_HEAD_FAMILIES:
-            raise BenchError(f"backbone {self.name!r}: head = \"linear\" is available for "
-                             f"{', '.join(LINEAR_HEAD_FAMILIES)}, not {self.family!r}")
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> BackboneSpec:
         return typed.build(cls, data, f"backbones.{name}", name=name)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # Head fields at their defaults are left out: a row that sets none hashes (config_hash, teacher cache keys)
+        # as before the fields existed, so its finished cells still resume.
+        for key in ("head", "head_weights"):
+            if data[key] == self.__dataclass_fields__[key].default:
+                del data[key]
+        return data
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -140,6 +138,10 @@ _HUB_MAX_LENGTH = {
 # (xpmir/cross-encoders: src/cross_encoders_training/core_base_paper.yaml and core_mini.yaml, key grid_search.base).
 # max_length is the architecture's position limit, the length the authors train at when they set none
 # (xpmir/cross-encoders: src/configuration.py, CE_FineTuning.max_length "default to ... max len of the model").
+# ModernBERT/Ettin classify from the [CLS] state, as the seed paper's scorer does (xpmir/cross-encoders:
+# src/configuration.py @08225743, CE_FineTuning.pooling_method = PoolingMethod.CLS "for the ModernBert based
+# scorer"), not from the hub config's classifier_pooling.
+_POOLING = {"modernbert": {"classifier_pooling": "cls"}}
 for _name, _family, _hub, _tt, _dtype, _params in [
     ("bert-base", "bert", "bert-base-uncased", True, "bf16", 110),
     ("bert-large", "bert", "bert-large-uncased", True, "bf16", 335),
@@ -161,7 +163,7 @@ for _name, _family, _hub, _tt, _dtype, _params in [
     ("ettin-150m", "modernbert", "jhu-clsp/ettin-encoder-150m", False, "bf16", 150),
 ]:
     _add(_name, _family, checkpoint=_hub, tokenizer=_hub, token_type_ids=_tt, dtype=_dtype, params_m=_params,
-         max_length=_HUB_MAX_LENGTH.get(_hub, 512),
+         max_length=_HUB_MAX_LENGTH.get(_hub, 512), config=_POOLING.get(_family, {}),
          attn_implementation=None if _family == "deberta-v2" else "sdpa")
 
 

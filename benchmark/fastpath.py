@@ -40,12 +40,15 @@ HEADS.add("BertForSequenceClassification",
 for _name in ("RobertaForSequenceClassification", "XLMRobertaForSequenceClassification",
               "ElectraForSequenceClassification"):
     HEADS.add(_name, lambda model, first: model.classifier(first[:, None]))  # the head takes features[:, 0]
+# A "linear" head (models.LinearHeadModel) on an encoder of this layout: keyed by its ``head_key``.
+for _name in ("BertModel", "RobertaModel", "XLMRobertaModel", "ElectraModel"):
+    HEADS.add(f"linear:{_name}", lambda model, first: model.linear(first))
 
 
 def unpadded_forward(model: torch.nn.Module) -> Callable[..., torch.Tensor] | None:
     """``f(input_ids, attention_mask, token_type_ids=None) -> logits[:, 0]`` for a model this path supports
-    (a ``HEADS`` class, absolute positions, encoder only), else None."""
-    name = type(model).__name__
+    (a ``HEADS`` class or ``head_key``, absolute positions, encoder only), else None."""
+    name = getattr(model, "head_key", type(model).__name__)
     config = model.config
     if (name not in HEADS or config.is_decoder
             or getattr(config, "position_embedding_type", "absolute") != "absolute"):

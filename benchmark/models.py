@@ -1,26 +1,36 @@
-"""Cross-encoders built from backbone rows (``benchmark.backbones``): a one-logit sequence-classification model and
-its tokenizer, loaded from the row's checkpoint or randomly initialised from its config.
+"""Cross-encoders built from backbone rows (``benchmark.backbones``): a one-logit model and its tokenizer, loaded
+from the row's checkpoint or randomly initialised from its config.
 
-A checkpoint whose scoring head is not where the model looks (a hub backbone, or a reranker saved by another
-library) loads with a freshly initialised head: for a row that is evaluated as it is that would time and score
-noise, so it is an error; for a row that trains, one warning line. A row with ``head = "linear"`` scores with one
-Linear on the first token, loaded from ``head_weights`` where the checkpoint keeps it elsewhere (lightning-ir).
+The row's ``head`` picks the scoring head: ``"auto"`` is the family's ``AutoModelForSequenceClassification`` head;
+``"linear"`` is :class:`LinearHeadModel`, the encoder (``AutoModel``) plus one ``Linear(hidden, 1)`` on the first
+token's last hidden state, optionally loaded from the checkpoint under ``head_weights`` (lightning-ir's ``linear``).
+A checkpoint whose head is missing (newly initialised) is an error on eval-only rows and one warning line on
+training rows, where a backbone without a reranker head is normal.
+
+Checkpoint layout of lightning-ir's cross-encoders (webis-de/lightning-ir @98cb3fd): ``models/cross_encoders/mono.py``
+``MonoModel`` scores ``self.linear(pooler(last_hidden_state))`` with ``Linear(hidden_size, 1, bias=linear_bias)``
+(``linear_bias`` default False, pooling ``"first"``); ``base/class_factory.py`` derives the model class from the
+backbone's ``AutoModel`` class (``(MonoModel, ElectraModel)``), so the encoder's keys sit at the state-dict root
+(``embeddings.*``, ``encoder.layer.N.*``) beside ``linear.weight``; config.json has ``model_type`` ``"mono"`` and
+``backbone_model_type`` (``base/config.py`` ``to_dict``). Releases before the class factory (@6861e7c) kept the
+encoder under ``electra.``, the config's ``model_type`` ``"mono-electra"`` and a biased ``linear``; both load here.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
+from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers.utils import cached_file
 from transformers.utils import logging as hf_logging
 
 from .backbones import BackboneSpec, resolve_model_path
 from .errors import BenchError
-
-LINEAR_HEAD = "linear"  # config attribute value that marks a saved model's one-Linear head (``rdb_head``)
 
 
 def _offline_hint(spec: BackboneSpec, what: str, err: Exception) -> BenchError:
@@ -40,109 +50,103 @@ def load_tokenizer(spec: BackboneSpec):
         raise _offline_hint(spec, f"tokenizer {spec.tokenizer!r}", err) from None
 
 
-class FirstTokenLinear(torch.nn.Linear):
-    """One Linear(hidden, 1) on the first token of a ``[B, L, H]`` sequence (or on ``[B, H]`` first-token states):
-    the head ELECTRA / RoBERTa classifiers are swapped for (they receive the whole sequence)."""
+class LinearHeadModel(torch.nn.Module):
+    """An encoder (``AutoModel``) scored by one ``Linear(hidden, 1)`` on its first token's last hidden state, no
+    dropout: matchmaker's BERT_Cat for DistilBERT/ELECTRA (``matchmaker/models/bert_cat.py`` @cb1d35d8) and
+    lightning-ir's MonoModel (pooling "first"). Its forward returns ``.logits[B, 1]`` like a one-label
+    ``*ForSequenceClassification`` model; :meth:`save_pretrained` writes lightning-ir's mono layout."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x[:, 0] if x.dim() == 3 else x)
+    def __init__(self, encoder: torch.nn.Module, bias: bool = True) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = encoder.config
+        self.linear = torch.nn.Linear(encoder.config.hidden_size, 1, bias=bias)
+        torch.nn.init.normal_(self.linear.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        if bias:
+            torch.nn.init.zeros_(self.linear.bias)
+
+    @property
+    def base_model(self) -> torch.nn.Module:
+        return self.encoder
+
+    @property
+    def head_key(self) -> str:
+        """The ``fastpath.HEADS`` entry of this model: the head and the encoder's class."""
+        return f"linear:{type(self.encoder).__name__}"
+
+    def forward(self, **inputs: torch.Tensor) -> SequenceClassifierOutput:
+        return SequenceClassifierOutput(logits=self.linear(self.encoder(**inputs).last_hidden_state[:, 0]))
+
+    def gradient_checkpointing_enable(self, **kwargs) -> None:
+        self.encoder.gradient_checkpointing_enable(**kwargs)
+
+    def save_pretrained(self, directory: str | Path, **_: object) -> None:
+        """lightning-ir's mono layout: encoder keys at the root, the head as ``linear.*``, ``self.config``."""
+        write_checkpoint(self.encoder.state_dict(), self.config, directory,
+                         head={f"{LIGHTNING_IR_HEAD}.{k}": v for k, v in self.linear.state_dict().items()})
 
 
-class FirstToken(torch.nn.Module):
-    """BERT's pooler swapped out: the first token's last hidden state as it is (no dense + tanh)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 0] if x.dim() == 3 else x
+LIGHTNING_IR_HEAD = "linear"  # the state-dict prefix of lightning-ir's MonoModel head
 
 
-def use_linear_head(model) -> None:
-    """Make ``model``'s score one Linear on its first token's last hidden state (a fresh, seeded Linear), and mark
-    the config so a saved copy reloads with the same head. BERT: the pooler passes the first token through and the
-    classifier (Linear(hidden, 1)) stays, dropout before it as in BERT's own head; ELECTRA / RoBERTa: the classifier
-    becomes a first-token Linear."""
-    hidden = model.config.hidden_size
-    if model.config.model_type == "bert":
-        model.bert.pooler = FirstToken()
-        model.classifier = torch.nn.Linear(hidden, 1)
+def write_checkpoint(encoder_state: dict[str, torch.Tensor], config: PretrainedConfig, directory: str | Path,
+                     head: dict[str, torch.Tensor] | None = None) -> None:
+    """A checkpoint directory: ``model.safetensors`` (encoder keys at the root, plus ``head``) and config.json; with
+    a head, config.json carries lightning-ir's mono fields (``model_type`` "mono", ``backbone_model_type``,
+    pooling "first", ``linear_bias``), so lightning-ir's loader reads it as its own."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in {**encoder_state, **(head or {})}.items()}
+    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    data = config.to_dict()
+    data.pop("architectures", None)
+    if head:
+        data.update(model_type="mono", backbone_model_type=config.model_type, pooling_strategy="first",
+                    linear_bias=any(k.endswith(".bias") for k in head), scoring_strategy="rank")
+    (directory / "config.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def save_checkpoint(model: torch.nn.Module, tokenizer, path: str | Path, head_prefix: str | None = None) -> Path:
+    """``model`` (from :func:`build_cross_encoder`) and ``tokenizer`` saved to ``path``, to be loaded back through
+    ``from_pretrained`` as a row's checkpoint: without ``head_prefix`` the encoder alone in plain transformers
+    layout (a backbone with no trained head, like a hub encoder); with it, lightning-ir's layout: encoder keys at
+    the root, the scoring head (a "linear" head's ``Linear(hidden, 1)``) under ``head_prefix``. A full "auto"-head
+    model keeps its head with ``model.save_pretrained(path)``."""
+    path = Path(path)
+    if head_prefix is None:
+        model.base_model.save_pretrained(str(path), safe_serialization=True)
+    elif isinstance(model, LinearHeadModel):
+        write_checkpoint(model.encoder.state_dict(), model.config, path,
+                         head={f"{head_prefix}.{k}": v for k, v in model.linear.state_dict().items()})
     else:
-        model.classifier = FirstTokenLinear(hidden, 1)
-    model.config.rdb_head = LINEAR_HEAD
-
-
-def _tensor_files(source: str) -> list[Path]:
-    """The safetensors files of a local checkpoint directory or of a hub id already in the local cache."""
-    local = Path(source)
-    if not local.is_dir():
-        from huggingface_hub import snapshot_download
-
-        try:
-            local = Path(snapshot_download(source, allow_patterns=["*.safetensors", "*.json"]))
-        except Exception:  # noqa: BLE001 -- offline and not cached: the head cannot be read, which the caller says
-            return []
-    return sorted(local.glob("*.safetensors"))
-
-
-def load_head_weights(model, source: str, prefix: str) -> list[str]:
-    """Copy ``<prefix>.weight`` / ``<prefix>.bias`` from the checkpoint's safetensors into the linear head; the
-    names it lacks (all of them when none is there)."""
-    from safetensors import safe_open
-
-    head = model.classifier
-    wanted = {f"{prefix}.weight": head.weight, **({f"{prefix}.bias": head.bias} if head.bias is not None else {})}
-    found: set[str] = set()
-    for path in _tensor_files(source):
-        with safe_open(str(path), framework="pt") as f:
-            for name in set(f.keys()) & set(wanted):
-                tensor = f.get_tensor(name).to(torch.float32)
-                if tensor.shape != wanted[name].shape:
-                    raise BenchError(f"checkpoint {source!r}: {name} has shape {tuple(tensor.shape)}, the linear "
-                                     f"head needs {tuple(wanted[name].shape)}")
-                with torch.no_grad():
-                    wanted[name].copy_(tensor.reshape(wanted[name].shape))
-                found.add(name)
-    return sorted(set(wanted) - found)
-
-
-def _check_head(spec: BackboneSpec, missing: list[str], require_head: bool) -> None:
-    if not missing:
-        return
-    where = f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} has no trained scoring head ({', '.join(missing)})"
-    if require_head:
-        raise BenchError(f"{where}: an eval-only row would score with random weights; name where the checkpoint "
-                         "keeps its head (head = \"linear\", head_weights = \"<prefix>\") or train the row")
-    print(f"warning: {where}: the head starts from random weights and is trained", file=sys.stderr)
+        raise BenchError(f"save_checkpoint: head_prefix needs a \"linear\"-head model, got {type(model).__name__}")
+    tokenizer.save_pretrained(str(path))
+    return path
 
 
 def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool = False):
-    """A one-logit sequence-classification model and its tokenizer for ``spec``.
+    """A one-logit model and its tokenizer for ``spec``.
 
-    Random initialisation is seeded so a cell is reproducible; a checkpoint without a trained head gets a freshly
-    seeded one (an error with ``require_head``, for rows evaluated as they are; else one warning line).
+    Random initialisation is seeded so a cell is reproducible; a pretrained checkpoint without a trained scoring
+    head gets a freshly seeded one: with ``require_head`` (eval-only rows) that is a one-line ``BenchError`` naming
+    the row, the checkpoint and the missing keys, otherwise one warning line on stderr.
     """
-    tokenizer = load_tokenizer(spec)
     overrides = {"num_labels": 1, **spec.config}
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the missing-head report is ours (_check_head), in one line
+    # transformers' load report (and its model_type note on lightning-ir configs) gives way to one line here
+    hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    missing: list[str] = []
     try:
-        if spec.checkpoint is None:
-            try:
-                config = AutoConfig.for_model(spec.family, **overrides)
-            except ValueError as err:
-                raise BenchError(f"backbone {spec.name!r}: unknown family {spec.family!r} ({err})") from None
-            if spec.attn_implementation:
-                config._attn_implementation = spec.attn_implementation
-            model = AutoModelForSequenceClassification.from_config(config)
-            if spec.head == LINEAR_HEAD:
-                use_linear_head(model)
-        else:
-            model, missing = _from_checkpoint(spec, overrides)
+        tokenizer = load_tokenizer(spec)
+        model, missing, unexpected = _build(spec, overrides)
     finally:
         hf_logging.set_verbosity(verbosity)
         hf_logging.enable_progress_bar()
-    _check_head(spec, missing, require_head)
+    if missing:
+        _report_missing(spec, type(model).__name__, missing, unexpected, require_head)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if model.config.pad_token_id is None:
@@ -150,89 +154,128 @@ def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool
     return model, tokenizer
 
 
-def _from_checkpoint(spec: BackboneSpec, overrides: dict):
-    """(model, the head's parameter names the checkpoint did not hold)."""
+def _build(spec: BackboneSpec, overrides: dict) -> tuple[torch.nn.Module, list[str], list[str]]:
+    """(model, newly initialised keys, unused checkpoint keys)."""
+    auto = AutoModelForSequenceClassification if spec.head == "auto" else AutoModel
+    if spec.checkpoint is None:
+        try:
+            config = AutoConfig.for_model(spec.family, **overrides)
+        except ValueError as err:
+            raise BenchError(f"backbone {spec.name!r}: unknown family {spec.family!r} ({err})") from None
+        if spec.attn_implementation:
+            config._attn_implementation = spec.attn_implementation
+        model = auto.from_config(config)
+        return (model if spec.head == "auto" else LinearHeadModel(model)), [], []
     source = resolve_model_path(spec.checkpoint)
-    # fp32 master weights whatever the checkpoint's dtype (transformers 5 would keep fp16 files in fp16, which breaks
-    # mixed-precision training); autocast picks the compute dtype.
+    # fp32 master weights whatever the checkpoint's dtype (transformers 5 would keep fp16 files in fp16, which
+    # breaks mixed-precision training); autocast picks the compute dtype.
     kwargs = {"dtype": torch.float32, "output_loading_info": True}
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
-    foreign = _foreign_config(spec, source)
-    if foreign is not None:
-        kwargs["config"] = foreign
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, **({} if foreign is not None else overrides), **kwargs)
+        config = _checkpoint_config(spec, source, overrides)
+        model, info = auto.from_pretrained(source, config=config, **kwargs)
     except (OSError, ValueError) as err:
         raise _offline_hint(spec, f"checkpoint {spec.checkpoint!r}", err) from None
-    saved_linear = getattr(model.config, "rdb_head", None) == LINEAR_HEAD
-    if spec.head == LINEAR_HEAD or saved_linear:
-        use_linear_head(model)
-        return model, load_head_weights(model, source, spec.head_weights or "classifier")
-    base = f"{model.base_model_prefix}."
-    return model, sorted(k for k in info.get("missing_keys", ()) if not k.startswith(base))
+    mismatched = (k if isinstance(k, str) else k[0] for k in info["mismatched_keys"])
+    missing = sorted({*info["missing_keys"], *mismatched})
+    unexpected = sorted(info["unexpected_keys"])
+    if spec.head == "auto":
+        return model, missing, unexpected
+    # The pooler is no part of a "linear" head (lightning-ir saves BERT without it).
+    missing = [k for k in missing if not k.startswith("pooler.")]
+    if spec.head_weights is None:
+        return LinearHeadModel(model), missing + ["linear.weight", "linear.bias"], unexpected
+    head = _head_tensors(spec, source, config.hidden_size)
+    linear = LinearHeadModel(model, bias="bias" in head)
+    linear.linear.load_state_dict(head)
+    return linear, missing, [k for k in unexpected if not k.startswith(f"{spec.head_weights}.")]
 
 
-def _foreign_config(spec: BackboneSpec, source: str):
-    """The row family's config from a checkpoint whose ``config.json`` names a model type of another library
-    (lightning-ir's "mono-electra"), with the row's overrides; None when transformers reads the config itself."""
-    import json
-
-    path = Path(source) / "config.json"
-    if not Path(source).is_dir():
-        from huggingface_hub import hf_hub_download
-
-        try:
-            path = Path(hf_hub_download(source, "config.json"))
-        except Exception:  # noqa: BLE001 -- not fetchable here: from_pretrained reports it in one line
-            return None
-    if not path.is_file():
-        return None
-
-    fields = json.loads(path.read_text(encoding="utf-8"))
-    if fields.get("model_type") == spec.family:
-        return None
-    fields = {k: v for k, v in fields.items() if k not in ("model_type", "architectures", "transformers_version")}
-    return AutoConfig.for_model(spec.family, **{**fields, "num_labels": 1, **spec.config})
+def _checkpoint_config(spec: BackboneSpec, source: str, overrides: dict) -> PretrainedConfig:
+    """The family's config read from the checkpoint's config.json. A lightning-ir config (``model_type`` "mono" with
+    ``backbone_model_type``, or "mono-<family>") is read as its backbone's; its pooling must be the first token's."""
+    data, _ = PretrainedConfig.get_config_dict(source)
+    if data.get("model_type") == spec.family:
+        return AutoConfig.from_pretrained(source, **overrides)
+    model_type = str(data.get("model_type"))
+    # lightning-ir names its backbone in backbone_model_type; releases before its class factory in model_type
+    backbone = data.get("backbone_model_type") or model_type.removeprefix("mono-")
+    if backbone != spec.family:
+        raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} is model_type {model_type!r} "
+                         f"(backbone {backbone!r}), the row says family {spec.family!r}")
+    if data.get("pooling_strategy", "first") != "first":
+        raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} pools "
+                         f"{data['pooling_strategy']!r}; head \"linear\" reads the first token")
+    fields = {k: v for k, v in data.items() if k not in ("model_type", "architectures", "auto_map")}
+    return AutoConfig.for_model(spec.family, **{**fields, **overrides})
 
 
-def save_linear_head_checkpoint(base_model, tokenizer, directory: Path, prefix: str = "linear") -> Path:
-    """Write ``base_model`` (a bare encoder) with a one-Linear head under ``prefix`` as lightning-ir saves its
-    cross-encoders: the encoder's weights at the root, the head as ``<prefix>.weight`` / ``<prefix>.bias``
-    (rehearsals and tests make such checkpoints)."""
-    from safetensors.torch import save_file
+def _head_tensors(spec: BackboneSpec, source: str, hidden: int) -> dict[str, torch.Tensor]:
+    """``weight`` (and ``bias`` where saved) of the row's ``head_weights`` prefix, read from the checkpoint file."""
+    names = {f"{spec.head_weights}.{k}": k for k in ("weight", "bias")}
+    found = _read_tensors(source, list(names))
+    head = {names[k]: v.float() for k, v in found.items()}
+    if "weight" not in head:
+        raise BenchError(f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} has no "
+                         f"{spec.head_weights}.weight (head_weights = {spec.head_weights!r})")
+    shape = tuple(head["weight"].shape)
+    if shape != (1, hidden) or ("bias" in head and tuple(head["bias"].shape) != (1,)):
+        raise BenchError(f"backbone {spec.name!r}: {spec.head_weights}.weight in {spec.checkpoint!r} has shape "
+                         f"{list(shape)}, a one-logit linear head needs [1, {hidden}]")
+    return head
 
-    directory.mkdir(parents=True, exist_ok=True)
-    base_model.config.save_pretrained(directory)
-    head = torch.nn.Linear(base_model.config.hidden_size, 1)
-    tensors = {k: v.contiguous() for k, v in base_model.state_dict().items()}
-    tensors.update({f"{prefix}.weight": head.weight.detach(), f"{prefix}.bias": head.bias.detach()})
-    save_file(tensors, str(directory / "model.safetensors"), metadata={"format": "pt"})
-    tokenizer.save_pretrained(directory)
-    return directory
+
+def _read_tensors(source: str, names: list[str]) -> dict[str, torch.Tensor]:
+    """The tensors of ``names`` present in the checkpoint (safetensors, sharded safetensors or pytorch_model.bin)."""
+    from safetensors import safe_open
+
+    def fetch(filename: str) -> str | None:
+        return cached_file(source, filename, _raise_exceptions_for_missing_entries=False)
+
+    index = fetch("model.safetensors.index.json")
+    if index:
+        weight_map = json.loads(Path(index).read_text(encoding="utf-8"))["weight_map"]
+        paths = [fetch(f) for f in sorted({weight_map[n] for n in names if n in weight_map})]
+    else:
+        paths = [fetch("model.safetensors")]
+    found: dict[str, torch.Tensor] = {}
+    for path in filter(None, paths):
+        with safe_open(path, framework="pt") as fh:
+            found.update({n: fh.get_tensor(n) for n in names if n in fh.keys()})
+    if not index and paths[0] is None and (path := fetch("pytorch_model.bin")):
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        found.update({n: state[n] for n in names if n in state})
+    return found
 
 
-HEAD_PREFIXES = ("classifier.", "score.")  # the scoring heads of the families in benchmark.backbones
+def _report_missing(spec: BackboneSpec, cls: str, missing: list[str], unexpected: list[str],
+                    require_head: bool) -> None:
+    """One line: an error on eval-only rows, a warning on stderr on training rows."""
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    prefixes = sorted({k.rsplit(".", 2)[0] for k in unexpected if k.count(".") <= 2})
+    unused = f"; unused checkpoint weights: {', '.join(f'{p}.*' for p in prefixes[:4])}" if prefixes else ""
+    where = f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} loaded as {cls} has no weights for {shown}"
+    if require_head:
+        raise BenchError(f"{where}{unused}; an eval-only row would score with a random head (name the trained "
+                         f"head: head = \"linear\", head_weights = PREFIX)")
+    print(f"warning: {where}; they are newly initialised and trained by this row{unused}", file=sys.stderr)
 
 
 def head_problem(spec: BackboneSpec) -> str | None:
-    """Why the row's local checkpoint would score with an untrained head, read from its safetensors' names alone
-    (``--dry-run``); None when it has one, or when the checkpoint is not a local directory (then loading says)."""
-    source = Path(resolve_model_path(spec.checkpoint or ""))
-    files = sorted(source.glob("*.safetensors")) if spec.checkpoint and source.is_dir() else []
-    if not files:
+    """Why an eval-only row's checkpoint would score with an untrained head, read from its files alone (config and
+    tensor names, no model built: ``--dry-run``); None when its head is there, or when the checkpoint is not a
+    local directory (loading it says)."""
+    source = resolve_model_path(spec.checkpoint or "")
+    if not spec.checkpoint or not Path(source).is_dir():
         return None
-    from safetensors import safe_open
-
-    names: set[str] = set()
-    for path in files:
-        with safe_open(str(path), framework="pt") as f:
-            names |= set(f.keys())
-    if spec.head == LINEAR_HEAD:
-        wanted = f"{spec.head_weights or 'classifier'}.weight"
-        found = wanted in names
+    if spec.head == "linear":
+        names = [f"{spec.head_weights}.weight"] if spec.head_weights else []
     else:
-        wanted, found = "a classifier.* or score.* head", any(n.startswith(HEAD_PREFIXES) for n in names)
-    return None if found else (f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} holds no {wanted}: an "
-                               "eval-only row would score with random weights")
+        names = [f"{prefix}.{part}" for prefix in ("classifier", "classifier.out_proj", "score")
+                 for part in ("weight",)]
+    if names and _read_tensors(source, names):
+        return None
+    wanted = names[0] if spec.head == "linear" and names else "a trained head (classifier.* / score.*)"
+    return (f"backbone {spec.name!r}: checkpoint {spec.checkpoint!r} holds no {wanted}: this eval-only row would "
+            "score with a random head")

@@ -1,102 +1,254 @@
-"""No silent heads: a checkpoint without a trained scoring head is an error on an eval-only row and one warning on
-a training row; a row that names where its checkpoint keeps the head (lightning-ir's ``linear``) scores with it;
-the one-Linear first-token head (BERT_Cat, lightning-ir) trains, reloads and runs the fast path."""
-
-from __future__ import annotations
+"""Scoring heads: a checkpoint without its head is refused on eval-only rows and warned about on training rows; a
+row names lightning-ir's ``linear`` head and scores with it; the "linear" head shape trains, saves, reloads and
+takes the fast path and the precision rows."""
 
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
-from transformers import AutoModel, ElectraConfig
+from safetensors.torch import load_file, save_file
 
-from benchmark.backbones import BackboneSpec, bundled_minilm_path
+from benchmark.artifacts import save_student
+from benchmark.backbones import BackboneSpec, get_backbone
 from benchmark.errors import BenchError
 from benchmark.fastpath import first_logits
-from benchmark.inference import encode_pairs
-from benchmark.models import build_cross_encoder, head_problem, load_tokenizer, save_linear_head_checkpoint
+from benchmark.inference import Reranker, encode_pairs, precision_reranker
+from benchmark.models import LinearHeadModel, build_cross_encoder, save_checkpoint
 
-PAIRS = (["what does a car cost", "dog food"], ["the price of an automobile", "canine nutrition facts"])
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, embedding_size=32,
-            vocab_size=30522, max_position_embeddings=128)
+QUERIES = ["what is the price of a car", "physician training", "river", "bread"]
+DOCS = ["An automobile costs money. " * 3, "Doctors learn in hospitals.", "A stream flows to the sea.",
+        "Bake it at home with flour and water " * 4]
+
+
+def linear_row(name: str = "electra-tiny", **fields) -> BackboneSpec:
+    return dataclasses.replace(get_backbone(name), head="linear", **fields)
 
 
 @pytest.fixture(scope="module")
-def lightning_ir_checkpoint(tmp_path_factory):
-    """A tiny ELECTRA saved as lightning-ir saves a cross-encoder: lightning-ir's config model_type, the encoder's
-    weights, the head as linear.weight / linear.bias."""
-    torch.manual_seed(3)
-    encoder = AutoModel.from_config(ElectraConfig(**TINY))
-    tokenizer = load_tokenizer(BackboneSpec("tok", "bert"))
-    directory = save_linear_head_checkpoint(encoder, tokenizer, tmp_path_factory.mktemp("ckpt") / "mono", "linear")
-    config = json.loads((directory / "config.json").read_text())
-    (directory / "config.json").write_text(json.dumps({**config, "model_type": "mono-electra"}))
-    return directory, encoder
+def lightning_ir(tmp_path_factory):
+    """A tiny ELECTRA with a trained-looking "linear" head, saved in lightning-ir's layout (head under ``linear``),
+    and the model it was saved from."""
+    model, tok = build_cross_encoder(linear_row(), seed=3)
+    with torch.no_grad():
+        model.linear.bias.fill_(0.75)  # a head no fresh initialisation gives (bias 0)
+    path = save_checkpoint(model, tok, tmp_path_factory.mktemp("monoelectra"), head_prefix="linear")
+    return path, model.eval(), tok
 
 
-def _row(directory, **kw) -> BackboneSpec:
-    return BackboneSpec("mono", "electra", checkpoint=str(directory), tokenizer=str(directory), **kw)
+def checkpoint_row(path, **fields) -> BackboneSpec:
+    return dataclasses.replace(get_backbone("electra-tiny"), name="mono", checkpoint=str(path), tokenizer=str(path),
+                               config={}, **fields)
 
 
-def test_an_eval_only_row_without_its_head_is_an_error(lightning_ir_checkpoint):
-    directory, _ = lightning_ir_checkpoint
-    with pytest.raises(BenchError, match=r"has no trained scoring head \(classifier\.dense\.bias, .*classifier"):
-        build_cross_encoder(_row(directory), require_head=True)
-    assert "holds no a classifier.* or score.* head" in head_problem(_row(directory))
+def test_the_saved_checkpoint_has_lightning_irs_layout(lightning_ir):
+    path = lightning_ir[0]
+    keys = set(load_file(str(path / "model.safetensors")))
+    assert {"linear.weight", "linear.bias", "embeddings.word_embeddings.weight"} <= keys
+    assert not any(k.startswith(("electra.", "classifier.")) for k in keys)
+    config = json.loads((path / "config.json").read_text())
+    assert (config["model_type"], config["backbone_model_type"], config["pooling_strategy"]) == ("mono", "electra",
+                                                                                                 "first")
 
 
-def test_a_training_row_warns_once(lightning_ir_checkpoint, capsys):
-    directory, _ = lightning_ir_checkpoint
-    build_cross_encoder(_row(directory))
+def test_an_eval_only_row_without_its_head_is_one_line_naming_the_row_checkpoint_and_keys(lightning_ir):
+    path = lightning_ir[0]
+    with pytest.raises(BenchError) as err:
+        build_cross_encoder(checkpoint_row(path), require_head=True)
+    message = str(err.value)
+    assert "\n" not in message and "'mono'" in message and str(path) in message
+    assert "classifier.out_proj.weight" in message and "linear.*" in message  # what is missing, what is unused
+    with pytest.raises(BenchError, match="linear.weight"):  # "linear" without naming the head: a fresh head too
+        build_cross_encoder(checkpoint_row(path, head="linear"), require_head=True)
+
+
+def test_an_eval_only_cell_refuses_the_headless_checkpoint(lightning_ir, tmp_path):
+    """The eval-only branch of run_cell passes require_head: the cell fails before scoring anything."""
+    from benchmark.cell import run_cell
+    from benchmark.config import load_experiment
+    from tests_support import TINY_GRID, merged, write_toml
+
+    path = lightning_ir[0]
+    doc = merged(TINY_GRID, {"grid": {"backbone": ["mono"], "objective": ["bce"], "teacher": ["labels"]},
+                             "train": {"skip": True},
+                             "backbones": {"mono": {"family": "electra", "checkpoint": str(path),
+                                                    "tokenizer": str(path)}}})
+    cell = load_experiment(write_toml(tmp_path / "eval.toml", doc)).cells[0]
+    with pytest.raises(BenchError, match=r"backbone 'mono': checkpoint .* has no weights for classifier\."):
+        run_cell(cell)
+
+
+def test_a_training_row_without_its_head_warns_in_exactly_one_line(lightning_ir, capsys):
+    build_cross_encoder(checkpoint_row(lightning_ir[0]), seed=0)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("warning: backbone 'mono'") and "is trained" in err
+    assert len(err.splitlines()) == 1 and err.startswith("warning: backbone 'mono'")
+    assert "classifier.dense.weight" in err
+    build_cross_encoder(get_backbone("electra-tiny"))  # a random-init row: nothing is "missing"
+    assert capsys.readouterr().err == ""
 
 
-def test_the_named_head_scores_as_lightning_ir_does(lightning_ir_checkpoint):
-    directory, encoder = lightning_ir_checkpoint
-    row = _row(directory, head="linear", head_weights="linear")
-    assert head_problem(row) is None
-    model, tokenizer = build_cross_encoder(row, require_head=True)
-    enc = encode_pairs(tokenizer, *PAIRS, max_length=32)
-    from safetensors.torch import load_file
-
-    saved = load_file(str(directory / "model.safetensors"))
+def _hand_scores(model: LinearHeadModel, tok, weights: dict) -> np.ndarray:
+    """linear(first-token state of the saved encoder), from the file's own head tensors."""
+    enc = encode_pairs(tok, QUERIES, DOCS, 64)
     with torch.no_grad():
-        first = encoder.eval()(**enc).last_hidden_state[:, 0]
-        expected = first @ saved["linear.weight"].T + saved["linear.bias"]
-        ours = model.eval()(**enc).logits
-        fast, name = first_logits(model, "cpu")
-        assert name == "unpadded"
-        assert torch.allclose(fast(**enc), expected[:, 0], atol=1e-5)
-    assert torch.allclose(ours, expected, atol=1e-5)
+        first = model.encoder(**enc).last_hidden_state[:, 0]
+        return (first @ weights["linear.weight"].T + weights["linear.bias"])[:, 0].numpy()
 
 
-def test_a_linear_head_row_trains_saves_and_reloads(tmp_path):
-    row = BackboneSpec("minilm-linear", "bert", checkpoint="bundled:all-MiniLM-L6-v2",
-                       config={"num_hidden_layers": 1}, head="linear")
-    model, tokenizer = build_cross_encoder(row, seed=1)
-    assert isinstance(model.classifier, torch.nn.Linear) and model.config.rdb_head == "linear"
-    enc = encode_pairs(tokenizer, *PAIRS, max_length=32)
-    target = torch.tensor([1.0, 0.0])
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(**enc).logits[:, 0], target)
-        opt.zero_grad(), loss.backward(), opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < losses[0]
-    model.save_pretrained(tmp_path / "student")
-    tokenizer.save_pretrained(tmp_path / "student")
-    again, _ = build_cross_encoder(dataclasses.replace(row, checkpoint=str(tmp_path / "student"), head="auto",
-                                                       config={}), require_head=True)
+def test_a_row_naming_the_head_scores_with_it_not_with_a_random_one(lightning_ir):
+    path, saved, tok = lightning_ir
+    hand = _hand_scores(saved, tok, load_file(str(path / "model.safetensors")))
+    named, _ = build_cross_encoder(checkpoint_row(path, head="linear", head_weights="linear"), require_head=True)
+    ours = Reranker(named, tok, max_length=64).score(QUERIES, DOCS)
+    assert np.max(np.abs(ours - hand)) <= 1e-5
+    assert len(set(np.round(hand, 4))) == len(DOCS)
+    for fresh in (checkpoint_row(path), checkpoint_row(path, head="linear")):
+        random_head, _ = build_cross_encoder(fresh, seed=0)
+        assert np.max(np.abs(Reranker(random_head, tok, max_length=64).score(QUERIES, DOCS) - hand)) > 0.1
+
+
+def test_the_pre_class_factory_layout_loads_the_same_head(lightning_ir, tmp_path):
+    """lightning-ir @6861e7c: encoder under ``electra.``, config model_type "mono-electra" (no
+    backbone_model_type)."""
+    path, saved, tok = lightning_ir
+    tensors = load_file(str(path / "model.safetensors"))
+    save_file({(k if k.startswith("linear.") else f"electra.{k}"): v for k, v in tensors.items()},
+              str(tmp_path / "model.safetensors"))
+    config = json.loads((path / "config.json").read_text())
+    config.pop("backbone_model_type")
+    (tmp_path / "config.json").write_text(json.dumps({**config, "model_type": "mono-electra"}))
+    tok.save_pretrained(str(tmp_path))
+    old, _ = build_cross_encoder(checkpoint_row(tmp_path, head="linear", head_weights="linear"), require_head=True)
+    scores = Reranker(old, tok, max_length=64).score(QUERIES, DOCS)
+    assert np.max(np.abs(scores - _hand_scores(saved, tok, tensors))) <= 1e-5
+
+
+def test_a_head_of_the_wrong_shape_or_name_is_one_line(lightning_ir, tmp_path):
+    path = lightning_ir[0]
+    with pytest.raises(BenchError, match="has no head.weight"):
+        build_cross_encoder(checkpoint_row(path, head="linear", head_weights="head"))
+    tensors = load_file(str(path / "model.safetensors"))
+    tensors["linear.weight"] = torch.cat([tensors["linear.weight"]] * 2)  # scoring_strategy "mono": two logits
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "config.json").write_text((path / "config.json").read_text())
+    with pytest.raises(BenchError, match=r"shape \[2, 128\], a one-logit linear head needs \[1, 128\]"):
+        build_cross_encoder(dataclasses.replace(checkpoint_row(tmp_path, head="linear", head_weights="linear"),
+                                                tokenizer=str(path)))
+    with pytest.raises(BenchError, match="head_weights needs head"):
+        checkpoint_row(path, head_weights="linear")
+
+
+@pytest.mark.parametrize("row", ["bert-tiny", "roberta-tiny", "electra-tiny"])
+def test_the_fast_path_of_a_linear_head_equals_its_hugging_face_forward(row):
+    model, tok = build_cross_encoder(linear_row(row), seed=1)
+    spec = get_backbone(row)
+    fast = Reranker(model, tok, max_length=64, use_token_type_ids=spec.token_type_ids)
+    plain = Reranker(model, tok, max_length=64, use_token_type_ids=spec.token_type_ids, unpad=False)
+    assert (fast.path, plain.path) == ("unpadded", "hf")
+    a, b = fast.score(QUERIES, DOCS), plain.score(QUERIES, DOCS)
+    assert np.max(np.abs(a - b)) <= 1e-6 and len(set(np.round(b, 6))) == len(DOCS)
+
+
+def test_the_linear_head_has_the_bert_cat_shape_and_other_layouts_keep_the_hf_forward():
+    """DistilBERT (hofstaetter.toml's row): no pre_classifier, one Linear(hidden, 1); no fast path for its layout."""
+    spec = BackboneSpec(name="distilbert-tiny", family="distilbert", head="linear", token_type_ids=False,
+                        config={"dim": 64, "n_layers": 1, "n_heads": 2, "hidden_dim": 128, "vocab_size": 30522})
+    model, tok = build_cross_encoder(spec, seed=0)
+    model.eval()
+    assert isinstance(model.linear, torch.nn.Linear) and tuple(model.linear.weight.shape) == (1, 64)
+    assert not any("pre_classifier" in name for name, _ in model.named_parameters())
+    assert first_logits(model, "cpu")[1] == "hf"
+    enc = encode_pairs(tok, QUERIES, DOCS, 64, use_token_type_ids=False)
     with torch.no_grad():
-        assert torch.allclose(again.eval()(**enc).logits, model.eval()(**enc).logits, atol=1e-6)
+        hand = model.linear(model.encoder(**enc).last_hidden_state[:, 0])[:, 0]
+        assert torch.allclose(model(**enc).logits[:, 0], hand)
 
 
-def test_rows_refuse_a_head_they_cannot_have():
-    with pytest.raises(BenchError, match="head_weights names a linear head"):
-        BackboneSpec("x", "electra", checkpoint="c", head_weights="linear")
-    with pytest.raises(BenchError, match='head = "linear" is available for bert, electra'):
-        BackboneSpec("x", "distilbert", checkpoint="c", head="linear")
-    assert bundled_minilm_path().is_dir()
+def test_the_linear_head_trains(tmp_path):
+    """train_model on the tiny grid with a "linear" head on the pretrained 2-layer MiniLM (the tiny random rows
+    do not learn the embedded task): the loss falls and the scores move."""
+    from benchmark import training
+    from benchmark.cell import load
+    from benchmark.config import load_experiment
+    from benchmark.losses import get_objective
+    from tests_support import TINY_GRID, merged, write_toml
+
+    doc = merged(TINY_GRID, {"grid": {"backbone": ["bert-tiny"], "objective": ["bce"], "teacher": ["labels"]},
+                             "train": {"epochs": 4}})
+    cell = load_experiment(write_toml(tmp_path / "tiny.toml", doc)).cells[0]
+    coll = load(cell, cell.train.dataset)
+    model, tok = build_cross_encoder(linear_row("minilm-l2"), seed=0)
+    before = Reranker(model, tok, max_length=64).score(QUERIES, DOCS)
+    stats = training.train_model(model, tok, coll, training.Targets(coll.qrels, "labels"), get_objective("bce"),
+                                 dataclasses.replace(cell.train, lr=2e-4), seed=0, use_token_type_ids=True,
+                                 log_every=1)
+    losses = np.array(stats["loss_curve"])[:, 1]
+    # BCE from ln 2 (a fresh head scores every pair ~0): the seeded run falls 0.689 -> 0.658 over 12 steps
+    assert len(losses) == 12 and losses[-4:].mean() < losses[:4].mean() - 0.015
+    assert np.max(np.abs(Reranker(model, tok, max_length=64).score(QUERIES, DOCS) - before)) > 0.01
+
+
+def test_a_saved_linear_student_reloads_as_an_eval_only_row_with_equal_scores(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model, tok = build_cross_encoder(linear_row("bert-tiny"), seed=5)
+    expected = Reranker(model, tok, max_length=64).score(QUERIES, DOCS)
+    save_student(model, tok, tmp_path, max_length=64, token_type_ids=True)
+    assert json.loads((tmp_path / "config.json").read_text())["sentence_transformers"]["activation_fn"].endswith(
+        "Identity")
+    row = dataclasses.replace(get_backbone("bert-tiny"), name="saved", checkpoint=str(tmp_path),
+                              tokenizer=str(tmp_path), config={}, head="linear", head_weights="linear")
+    again, tok2 = build_cross_encoder(row, require_head=True)
+    assert np.max(np.abs(Reranker(again, tok2, max_length=64).score(QUERIES, DOCS) - expected)) <= 1e-6
+    with pytest.raises(ValueError):  # transformers refuses the mono config instead of guessing a head
+        AutoModelForSequenceClassification.from_pretrained(str(tmp_path))
+
+
+@pytest.mark.parametrize("precision, tol", [("int8", 0.05), ("onnx-fp32", 1e-4)])
+def test_precision_rows_score_a_linear_head(precision, tol):
+    pytest.importorskip("onnxruntime")
+    model, tok = build_cross_encoder(linear_row("bert-tiny"), seed=2)
+    expected = Reranker(model, tok, max_length=64).score(QUERIES, DOCS)
+    scores = precision_reranker(model, tok, precision, max_length=64).score(QUERIES, DOCS)
+    assert np.max(np.abs(scores - expected)) <= tol * max(1.0, float(np.abs(expected).max()))
+
+
+def test_modernbert_hub_rows_classify_from_cls():
+    """xpmir/cross-encoders src/configuration.py @08225743: CE_FineTuning.pooling_method = "cls"."""
+    for name in ("ettin-17m", "ettin-150m", "modernbert-base"):
+        assert get_backbone(name).config["classifier_pooling"] == "cls"
+
+
+@pytest.mark.parametrize("row", ["bert-tiny", "roberta-tiny", "electra-tiny", "deberta-v3-tiny", "modernbert-tiny"])
+def test_plain_checkpoints_of_each_family_load_with_and_without_their_head(row, tmp_path, capsys):
+    """save_checkpoint without a prefix writes a headless backbone (a training row warns once, an eval-only row is
+    refused); the full model's save_pretrained keeps its head, so an eval-only row scores as the saved model."""
+    spec = get_backbone(row)
+    model, tok = build_cross_encoder(spec, seed=4)
+    model.eval()
+    expected = Reranker(model, tok, max_length=64, use_token_type_ids=spec.token_type_ids).score(QUERIES, DOCS)
+    headless = dataclasses.replace(spec, checkpoint=str(save_checkpoint(model, tok, tmp_path / "plain")),
+                                   tokenizer=str(tmp_path / "plain"), config={})
+    with pytest.raises(BenchError, match=f"backbone '{row}': checkpoint .* has no weights for"):
+        build_cross_encoder(headless, require_head=True)
+    capsys.readouterr()
+    build_cross_encoder(headless)
+    assert len(capsys.readouterr().err.splitlines()) == 1
+    model.save_pretrained(str(tmp_path / "full"))
+    full = dataclasses.replace(headless, checkpoint=str(tmp_path / "full"))
+    again, _ = build_cross_encoder(full, require_head=True)
+    scores = Reranker(again, tok, max_length=64, use_token_type_ids=spec.token_type_ids).score(QUERIES, DOCS)
+    assert np.max(np.abs(scores - expected)) <= 1e-5
+
+
+def test_dry_run_reads_a_local_checkpoints_head_from_its_files(lightning_ir):
+    """``--dry-run`` refuses an eval-only row whose local checkpoint lacks the head, from tensor names alone."""
+    from benchmark.models import head_problem
+
+    path = lightning_ir[0]
+    assert "holds no a trained head" in head_problem(checkpoint_row(path))
+    assert "random head" in head_problem(checkpoint_row(path, head="linear"))  # no head_weights: a fresh head
+    assert head_problem(checkpoint_row(path, head="linear", head_weights="linear")) is None
+    assert "holds no other.weight" in head_problem(checkpoint_row(path, head="linear", head_weights="other"))
+    assert head_problem(dataclasses.replace(get_backbone("bert-base"))) is None  # a hub id: loading says

@@ -21,7 +21,7 @@ from transformers.utils import logging as hf_logging
 
 from ..backbones import BackboneSpec
 from ..errors import BenchError
-from ..models import save_linear_head_checkpoint
+from ..models import LinearHeadModel, save_checkpoint
 
 VOCAB = 1000
 # Small enough that a training step of a tiny model takes milliseconds on a CPU, large enough for every attention
@@ -171,9 +171,9 @@ def write_tiny_checkpoint(spec: BackboneSpec, directory: Path, texts: list[str],
     tokenizer = train_tokenizer(_family(spec).tokenizer, texts)
     config = tiny_config(spec, tokenizer)
     torch.manual_seed(seed)
-    if with_head and spec.head == "linear":
-        return save_linear_head_checkpoint(AutoModel.from_config(config), tokenizer, directory,
-                                           spec.head_weights or "classifier")
+    if with_head and spec.head == "linear":  # a linear head under the row's head_weights, as lightning-ir saves it
+        return save_checkpoint(LinearHeadModel(AutoModel.from_config(config)), tokenizer, directory,
+                               head_prefix=spec.head_weights or "linear")
     model = (AutoModelForSequenceClassification if with_head else AutoModel).from_config(config)
     directory.mkdir(parents=True, exist_ok=True)
     hf_logging.disable_progress_bar()
