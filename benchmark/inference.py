@@ -113,7 +113,9 @@ def _separate_limits(tokenizer, queries: list[str], docs: list[str], max_length:
         features = []
         for q, d in zip(queries, d_ids):
             nq, nd = kept_lengths(len(q_ids[q]), len(d), room, query_length, doc_length)
-            features.append(tokenizer.prepare_for_model(q_ids[q][:nq], d[:nd], add_special_tokens=True))
+            features.append(tokenizer.prepare_for_model(
+                q_ids[q][:nq], d[:nd], add_special_tokens=True,
+                return_token_type_ids="token_type_ids" in tokenizer.model_input_names))
         return tokenizer.pad(features, padding_side="right", return_tensors=tensors)
     backend.no_truncation()  # transformers' own __call__ re-sets both on this object every time
     backend.no_padding()
