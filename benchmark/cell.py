@@ -99,9 +99,8 @@ def cell_reranker(model, tokenizer, cell: CellConfig, device: str | torch.device
     """``model`` scoring with the cell's evaluation settings on ``device`` (default: ``train.device``), in the dtype
     the cell trains in (``cell_dtype``) on a GPU and fp32 on the CPU."""
     device = torch.device(device) if device is not None else training.resolve_device(cell.train.device)
-    return Reranker(model, tokenizer, device=device, dtype=training.compute_dtype(device, cell_dtype(cell),
-                                                                                   cell.backbone.dtype),
-                    **scoring_settings(cell))
+    dtype = training.compute_dtype(device, cell_dtype(cell), cell.backbone.dtype) if device.type == "cuda" else "fp32"
+    return Reranker(model, tokenizer, device=device, dtype=dtype, **scoring_settings(cell))
 
 
 def cell_dtype(cell: CellConfig) -> str:

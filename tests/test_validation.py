@@ -256,3 +256,23 @@ def test_cell_validator_reranks_each_validation_row(setup, tmp_path):
     alone = validator(dataclasses.replace(cell, train=dataclasses.replace(cell.train,
                                                                            validation_dataset="tiny-dev2")), tok)
     assert set(both) == {"tiny-dev", "tiny-dev2"} and both["tiny-dev2"] == pytest.approx(alone(model)["tiny-dev2"])
+
+
+def test_dtype_by_backbone_reaches_training_and_gpu_scoring(setup, monkeypatch):
+    """dtype_by_backbone overrides train.dtype for its backbone: the config train_model gets, and the autocast
+    dtype a GPU scores in; the CPU scores in fp32 whatever the cell asks."""
+    from benchmark import cell as cell_mod
+
+    cell, _ = setup
+    other = dataclasses.replace(cell, train=dataclasses.replace(cell.train, dtype="fp32",
+                                                                 dtype_by_backbone={"roberta-tiny": "fp16"}))
+    cell = dataclasses.replace(cell, train=dataclasses.replace(cell.train, dtype="fp32",
+                                                                dtype_by_backbone={"bert-tiny": "bf16"}))
+    assert cell_mod.cell_dtype(cell) == "bf16" and cell_mod.cell_dtype(other) == "fp32"
+    assert training.compute_dtype(torch.device("cuda"), cell_mod.cell_dtype(cell), cell.backbone.dtype) == "bf16"
+    model, tok = build_cross_encoder(cell.backbone, seed=0)
+    assert cell_mod.cell_reranker(model, tok, cell, "cpu").dtype == "fp32"
+    seen = []
+    monkeypatch.setattr(training, "train_model", lambda *a, **k: seen.append(a[5]) or {})
+    cell_mod.train_student(cell, None)
+    assert [c.dtype for c in seen] == ["bf16"] and seen[0].max_length == cell.train.max_length
