@@ -22,7 +22,7 @@ import torch
 from . import training
 from .artifacts import CellOutputs, model_card, should_save_model
 from .collection import Collection, CollectionCache
-from .config import DEFAULT_PRECISION, CellConfig
+from .config import DEFAULT_PRECISION, CellConfig, TrainConfig
 from .datasets import fold_passages, load_collection
 from .errors import BenchError
 from .evaluation import evaluate, random_order
@@ -101,22 +101,37 @@ def measures_of(cell: CellConfig, name: str) -> tuple[str, ...]:
 
 
 def cell_reranker(model, tokenizer, cell: CellConfig, device: str | torch.device | None = None) -> Reranker:
-    """``model`` scoring with the cell's evaluation settings on ``device`` (default: ``train.device``), in the
-    backbone's dtype on a GPU and fp32 on the CPU."""
+    """``model`` scoring with the cell's evaluation settings on ``device`` (default: ``train.device``), in the dtype
+    the cell trains in (``cell_dtype``) on a GPU and fp32 on the CPU."""
     device = torch.device(device) if device is not None else training.resolve_device(cell.train.device)
-    return Reranker(model, tokenizer, device=device, dtype=cell.backbone.dtype if device.type == "cuda" else "fp32",
-                    **scoring_settings(cell))
+    dtype = training.compute_dtype(device, cell_dtype(cell), cell.backbone.dtype) if device.type == "cuda" else "fp32"
+    return Reranker(model, tokenizer, device=device, dtype=dtype, **scoring_settings(cell))
+
+
+def cell_dtype(cell: CellConfig) -> str:
+    """The dtype the cell asks for: its backbone's ``train.dtype_by_backbone`` entry, else ``train.dtype``
+    (``auto``: the backbone row's GPU dtype on CUDA, fp32 on the CPU)."""
+    return cell.train.dtype_for(cell.backbone.name)
+
+
+def resolved_train(cell: CellConfig) -> TrainConfig:
+    """``cell.train`` as it runs: ``max_length = "model"`` replaced by the backbone row's length and ``dtype`` by
+    the cell's (``cell_dtype``)."""
+    length = cell.backbone.max_length if cell.train.max_length == "model" else cell.train.max_length
+    return dataclasses.replace(cell.train, max_length=length, dtype=cell_dtype(cell))
 
 
 def scoring_settings(cell: CellConfig) -> dict[str, Any]:
-    """The ``Reranker`` settings every scoring pass of the cell shares: length cap, batch, segment embeddings."""
-    return {"max_length": scoring_max_length(cell), "batch_size": cell.eval.batch_size,
+    """The ``Reranker`` settings every scoring pass of the cell shares: length caps (the pair's, and the query's
+    and passage's own, as in training), batch, segment embeddings."""
+    return {"max_length": scoring_max_length(cell), "max_query_length": cell.train.max_query_length,
+            "max_doc_length": cell.train.max_doc_length, "batch_size": cell.eval.batch_size,
             "use_token_type_ids": cell.backbone.token_type_ids}
 
 
 def scoring_max_length(cell: CellConfig) -> int:
-    """Token cap of a scored pair: ``eval.max_length``, else the training one."""
-    return cell.eval.max_length or cell.train.max_length
+    """Token cap of a scored pair: ``eval.max_length``, else the training one (``resolved_train``)."""
+    return cell.eval.max_length or resolved_train(cell).max_length
 
 
 # -- teach and train -----------------------------------------------------------------------------------------------
@@ -125,8 +140,9 @@ def teach(cell: CellConfig) -> tuple[Collection, TeacherContext, training.Target
     """(training collection, teacher context, targets): the teacher's targets for exactly the (query, doc) pairs
     the student's training will visit."""
     train_data = load(cell, cell.train.dataset)
-    ctx = TeacherContext(train_data, training.student_pairs(train_data, cell.train, cell.seed), cell,
-                         cell.teacher_models.__getitem__)
+    # The teacher reads the lengths and dtype the student trains with.
+    ctx = TeacherContext(train_data, training.student_pairs(train_data, cell.train, cell.seed),
+                         dataclasses.replace(cell, train=resolved_train(cell)), cell.teacher_models.__getitem__)
     return train_data, ctx, compute_targets(cell.teacher, ctx)
 
 
@@ -147,10 +163,10 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
         return model, tokenizer, stats
 
     try:
-        model, tokenizer, train = fit(cell.train)
+        model, tokenizer, train = fit(resolved_train(cell))
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
-        retry = dataclasses.replace(cell.train, grad_accum=cell.train.grad_accum * 2)
+        retry = dataclasses.replace(resolved_train(cell), grad_accum=cell.train.grad_accum * 2)
         model, tokenizer, train = fit(retry)
         train["oom_retry"] = {"grad_accum": retry.grad_accum}
     setup = teacher_setup(cell.teacher, ctx)
@@ -159,22 +175,26 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
     return model, tokenizer, train, ctx
 
 
-def validator(cell: CellConfig, tokenizer) -> Callable[[Any], float] | None:
-    """``train.validation_measure`` of a model reranking the first-stage top-``train.validation_top_k`` of
-    ``train.validation_dataset`` (its queries with qrels and candidates), with the evaluation's scoring settings;
-    None when the cell does not validate."""
+def validator(cell: CellConfig, tokenizer) -> Callable[[Any], dict[str, float]] | None:
+    """``train.validation_measure`` per validation set of a model reranking the first-stage
+    top-``train.validation_top_k`` of each of ``train.validation_dataset`` (its queries with qrels and candidates),
+    with the evaluation's scoring settings; training keeps the step of the best mean. None when the cell does not
+    validate."""
     if not cell.train.validate_every:
         return None
-    name, measure = cell.train.validation_dataset, cell.train.validation_measure
-    data = load(cell, name)
-    qids = judged_queries(data, f"validation dataset {name!r}")
+    measure = cell.train.validation_measure
+    sets = {name: load(cell, name) for name in cell.train.validation_datasets}
+    qids = {name: judged_queries(data, f"validation dataset {name!r}") for name, data in sets.items()}
     device = training.resolve_device(cell.train.device)
 
-    def validate(model) -> float:
+    def validate(model) -> dict[str, float]:
         reranker = cell_reranker(model, tokenizer, cell, device)
-        run = fold_passages(reranker.rerank(data, qids, k=cell.train.validation_top_k), data)
-        aggregate, _ = evaluate(run, data.qrels, [measure], name=f"validation on {name}")
-        return next(iter(aggregate.values()))
+        values = {}
+        for name, data in sets.items():
+            run = fold_passages(reranker.rerank(data, qids[name], k=cell.train.validation_top_k), data)
+            aggregate, _ = evaluate(run, data.qrels, [measure], name=f"validation on {name}")
+            values[name] = next(iter(aggregate.values()))
+        return values
 
     return validate
 

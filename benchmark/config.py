@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -64,26 +65,59 @@ class TrainConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     warmup_steps: int | None = None  # overrides warmup_ratio when set
-    # After the warmup: "linear" decay to 0 at the last step (the seed paper's xpm_torch LinearWithWarmup) or
-    # "constant" (a Lightning run that configures no scheduler, as webis-de/rank-distillm: configs/finetune.yaml).
-    lr_schedule: Literal["linear", "constant"] = "linear"
+    # After the warmup: "linear" decay to 0 at the last step (the seed paper's xpm_torch LinearWithWarmup),
+    # "constant" (a Lightning run that configures no scheduler, as webis-de/rank-distillm: configs/finetune.yaml) or
+    # "cosine" (half a cosine from the full rate to 0, transformers' get_cosine_schedule_with_warmup, as
+    # sebastian-hofstaetter/matchmaker: matchmaker/train.py @ cb1d35d8 runs it).
+    lr_schedule: Literal["linear", "constant", "cosine"] = "linear"
+    # None: the schedule advances after every optimiser step. N: only after the optimiser step of 0-based index i
+    # with i > 0 and i % N == 0 (matchmaker's condition, train.py:552), and warmup_steps / lr_total_steps then count
+    # these schedule steps.
+    lr_step_every: int | None = None
+    lr_total_steps: int | None = None  # the schedule's length in its own steps; None = the run's length
+    # False: no weight decay on biases and LayerNorm weights (parameters with ndim <= 1), as transformers' examples;
+    # True: on every parameter, as torch.optim.AdamW(model.parameters()) does (webis-de/rank-distillm via LightningCLI).
+    weight_decay_all: bool = False
     max_grad_norm: float = 1.0  # gradient clipping (0 = none, as xpmir/cross-encoders: src/configuration.py)
     adam_eps: float = 1e-8
     # Periodic validation (core_base_paper.yaml: validation_interval 50 epochs of 100 steps = every 5,000 steps,
     # validation_top_k 100, validation nanobeir): rerank the first-stage top-``validation_top_k`` of
     # ``validation_dataset`` every ``validate_every`` steps and keep the weights of the best step.
     validate_every: int = 0  # steps; 0 = no validation
-    validation_dataset: str | None = None  # a dataset row name
+    # A dataset row name, or a list of them: the validated value is then the mean of the measure over the sets
+    # (the seed paper's AggregatorValidationListener over the 13 NanoBEIR sets, xpmir/cross-encoders:
+    # src/validations.py @ 0fa561a5), and the record keeps each set's curve too.
+    validation_dataset: str | tuple[str, ...] | None = None
     validation_top_k: int = 100
     # An ir_measures string. The seed paper keeps the best step by "nDCG" (full depth of the reranked top-100),
     # averaged over the NanoBEIR sets (xpmir/cross-encoders: src/validations.py, metrics={"nDCG": True}).
     validation_measure: str = "nDCG@10"
-    max_length: int = 128
+    # Tokens of a (query, passage) pair with its special tokens; "model": the backbone row's own max_length (the
+    # seed paper's max_length None, xpmir/cross-encoders: src/configuration.py). Longer pairs lose passage tokens.
+    max_length: int | Literal["model"] = 128
+    # Query and passage truncated separately to these many tokens before they are paired (None = no limit of
+    # its own), as lightning-ir's CrossEncoderTokenizer (query_length / doc_length) and matchmaker
+    # (max_query_length / max_doc_length) do; max_length still caps the pair.
+    max_query_length: int | None = None
+    max_doc_length: int | None = None
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # autocast; auto = the row's dtype on CUDA, fp32 on CPU
+    # Backbone row name -> dtype for the cells of that backbone (a grid whose backbones the authors ran in
+    # different precisions); the others take ``dtype``.
+    dtype_by_backbone: dict[str, str] = field(default_factory=dict)
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
-        _positive(self, "group_size", "batch_size", "grad_accum", "max_length", "negatives_depth")
+        _positive(self, "group_size", "batch_size", "grad_accum", "negatives_depth")
+        if self.max_length != "model" and (isinstance(self.max_length, bool) or not isinstance(self.max_length, int)
+                                           or self.max_length <= 0):
+            raise BenchError(f"train.max_length must be a positive integer or \"model\", got {self.max_length!r}")
+        for name in ("max_query_length", "max_doc_length", "lr_step_every", "lr_total_steps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise BenchError(f"train.{name} must be positive (or unset), got {getattr(self, name)}")
+        dtypes = typing.get_args(typing.get_type_hints(TrainConfig)["dtype"])
+        for backbone, dtype in self.dtype_by_backbone.items():
+            if dtype not in dtypes:
+                raise BenchError(f"train.dtype_by_backbone.{backbone} must be one of {', '.join(dtypes)}, got {dtype!r}")
         if self.epochs < 0:
             raise BenchError(f"train.epochs must be >= 0 (0 = eval-only), got {self.epochs}")
         if self.max_queries is not None and self.max_queries <= 0:
@@ -101,6 +135,10 @@ class TrainConfig:
                              f"and {self.adam_eps}")
         if self.validate_every < 0:
             raise BenchError(f"train.validate_every must be >= 0, got {self.validate_every}")
+        if isinstance(self.validation_dataset, list):  # built in code rather than from TOML
+            object.__setattr__(self, "validation_dataset", tuple(self.validation_dataset))
+        if self.validation_dataset == ():
+            raise BenchError("train.validation_dataset must name at least one dataset row")
         if self.validate_every and not self.validation_dataset:
             raise BenchError("train.validate_every needs train.validation_dataset (a dataset row, e.g. embedded-dev)")
         _positive(self, "validation_top_k")
@@ -110,6 +148,16 @@ class TrainConfig:
             raise BenchError(f"train.validation_measure {self.validation_measure!r} is not an ir_measures measure "
                              "(e.g. nDCG@10)") from None
         typed.check_choices(self, "train.")
+
+    @property
+    def validation_datasets(self) -> tuple[str, ...]:
+        """The validation rows as a tuple (one name or several; empty without validation)."""
+        v = self.validation_dataset
+        return () if v is None else (v,) if isinstance(v, str) else tuple(v)
+
+    def dtype_for(self, backbone: str) -> str:
+        """The requested dtype of a cell on ``backbone``: its ``dtype_by_backbone`` entry, else ``dtype``."""
+        return self.dtype_by_backbone.get(backbone, self.dtype)
 
     @property
     def eval_only(self) -> bool:
@@ -360,7 +408,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         objective = point.get("objective", "infonce")
         OBJECTIVES.get(objective)  # validate the name now, not mid-grid
         # An eval-only cell reads no training data.
-        names = [*([] if train.eval_only else [train.dataset, *filter(None, [train.validation_dataset])]),
+        names = [*([] if train.eval_only else [train.dataset, *train.validation_datasets]),
                  *eval_cfg.datasets]
         teacher = rows.get("teachers", point.get("teacher", "labels"))
         cells.append(CellConfig(
@@ -396,7 +444,7 @@ def reranked_depths(cell: CellConfig) -> list[tuple[str, int, str]]:
     if train.eval_only:
         return out
     if train.validate_every:
-        out.append(("train.validation_top_k", train.validation_top_k, train.validation_dataset))
+        out += [("train.validation_top_k", train.validation_top_k, name) for name in train.validation_datasets]
     if not TEACHER_KINDS.get(cell.teacher.kind).file and not SAMPLERS.get(train.sampler).needs_triples:
         out.append(("train.negatives_depth", train.negatives_depth, train.dataset))
     return out

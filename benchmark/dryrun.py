@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import json
 import math
 from pathlib import Path
 
-from .cell import measures_of, scoring_max_length
+from .cell import cell_dtype, measures_of, resolved_train, scoring_max_length
 from .config import CellConfig, Experiment, Only
 from .grid import cell_state, select_cells
 from .samplers import get_sampler
 
-# Rough query counts of training/eval sets (for estimates only; the embedded sets are exact).
-# Sources: ir_datasets documentation pages of each id.
+# Query counts of the ir_datasets ids: the installed package's etc/metadata.json (read without importing
+# ir_datasets), else these rough figures from its documentation pages; unknown ids count DEFAULT_QUERIES.
 APPROX_QUERIES = {"msmarco-passage/train/judged": 502_939, "msmarco-passage/dev/small": 6_980,
                   "msmarco-passage/trec-dl-2019/judged": 43, "msmarco-passage/trec-dl-2020/judged": 54}
 DEFAULT_QUERIES = 1_000
 # Sustained dense bf16 throughput assumed for an estimate: 40% of an A100's 312 TFLOP/s.
 GPU_FLOPS = 0.4 * 312e12
+# Tokens of a typical scored or trained pair (T): an MS MARCO query (~10 WordPiece tokens) and passage (~80) with
+# the special tokens, rounded up for the longer BEIR and LoTTE passages; a cell's own limits cap it.
+TYPICAL_PAIR_TOKENS = 128
+
+
+@functools.cache
+def irds_query_counts() -> dict[str, int]:
+    """ir_datasets id -> query count, from the installed package's etc/metadata.json ({} without it)."""
+    spec = importlib.util.find_spec("ir_datasets")
+    if spec is None or not spec.origin:
+        return {}
+    path = Path(spec.origin).parent / "etc" / "metadata.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {i: m["queries"]["count"] for i, m in meta.items()
+            if isinstance(m.get("queries"), dict) and "count" in m["queries"]}
 
 
 def _queries(cell: CellConfig, name: str) -> int:
     spec = cell.datasets[name]
-    known = APPROX_QUERIES.get(getattr(spec, "id", None) or "", DEFAULT_QUERIES)
+    dataset_id = getattr(spec, "id", None) or ""
+    known = irds_query_counts().get(dataset_id) or APPROX_QUERIES.get(dataset_id, DEFAULT_QUERIES)
     cap = getattr(spec, "max_queries", None)
     return min(known, cap) if cap else known
+
+
+def pair_tokens(cell: CellConfig, cap: int) -> int:
+    """T of the estimate: ``TYPICAL_PAIR_TOKENS``, at most the pair cap ``cap`` and the query + passage limits."""
+    train = cell.train
+    separate = (train.max_query_length + train.max_doc_length + 3
+                if train.max_query_length and train.max_doc_length else cap)
+    return min(TYPICAL_PAIR_TOKENS, cap, separate)
 
 
 def training_steps(cell: CellConfig) -> int:
@@ -52,18 +82,27 @@ def validations(cell: CellConfig, steps: int) -> int:
 
 
 def estimate_gpu_hours(cell: CellConfig) -> float:
-    """6·N·T FLOPs per trained token and 2·N·T per scored token (Kaplan et al. 2020), N = backbone parameters, T
-    the maximum length: the steps the cell really takes x batch x pairs per example, each validation's reranked
-    top-``validation_top_k`` and each eval set's top-``top_k``."""
+    """6·N·T FLOPs per trained token and 2·N·T per scored token (Kaplan et al. 2020), N = backbone parameters, T a
+    typical pair's tokens (``pair_tokens``): the steps the cell really takes x batch x pairs per example, each
+    validation's reranked top-``validation_top_k`` of every validation set and each eval set's top-``top_k``. The
+    first-stage retrieval (indexing and searching the corpora) is not included."""
     params = (cell.backbone.params_m or 110) * 1e6
-    tokens = cell.train.max_length
-    score_tokens = scoring_max_length(cell)
+    tokens = pair_tokens(cell, resolved_train(cell).max_length)
+    score_tokens = pair_tokens(cell, scoring_max_length(cell))
     steps = training_steps(cell)
     train_flops = 6 * params * tokens * steps * cell.train.batch_size * pairs_per_group(cell)
-    val_flops = (2 * params * score_tokens * _queries(cell, cell.train.validation_dataset)
-                 * cell.train.validation_top_k * validations(cell, steps)) if cell.train.validate_every else 0.0
+    val_queries = sum(_queries(cell, n) for n in cell.train.validation_datasets)
+    val_flops = (2 * params * score_tokens * val_queries * cell.train.validation_top_k
+                 * validations(cell, steps)) if cell.train.validate_every else 0.0
     eval_flops = sum(2 * params * score_tokens * _queries(cell, n) * cell.eval.top_k for n in cell.eval.datasets)
     return (train_flops + val_flops + eval_flops) / GPU_FLOPS / 3600
+
+
+def lengths_label(cell: CellConfig) -> str:
+    """``max 512 tokens`` and, where set, the query and passage limits: ``max 291 tokens (query 32, passage 256)``."""
+    train = cell.train
+    sides = [f"{n} {v}" for n, v in (("query", train.max_query_length), ("passage", train.max_doc_length)) if v]
+    return f"max {scoring_max_length(cell)} tokens" + (f" ({', '.join(sides)})" if sides else "")
 
 
 def needs(cell: CellConfig) -> list[str]:
@@ -98,12 +137,15 @@ def describe_grid(experiment: Experiment, results_dir: Path, only: Only | None =
         steps = training_steps(cell)
         shape = f"{steps} steps x {cell.train.batch_size} x {pairs_per_group(cell)} pairs"
         if cell.train.validate_every:
-            shape += f", {validations(cell, steps)} validations"
+            shape += f", {validations(cell, steps)} validations on {len(cell.train.validation_datasets)} set(s)"
+        dtype = cell_dtype(cell)
+        shape += f", {lengths_label(cell)}, {dtype}" + (f" ({cell.backbone.dtype} on GPU)" if dtype == "auto" else "")
         lines.append(f"{i:4d}. [{state}] {cell.cell_id}  ~{hours:.2f} GPU-h ({shape})  needs: {', '.join(needs(cell))}")
         protocol = evaluation_protocol(cell)
         if protocol != shown:  # printed once per distinct evaluation protocol, not per cell
             lines.extend(f"        eval {line}" for line in protocol)
             shown = protocol
-    lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T validation and evaluation FLOPs at "
-                 f"{GPU_FLOPS/1e12:.0f} TFLOP/s sustained)")
+    lines.append(f"total ~{total:.1f} GPU-h (estimate: 6·N·T training + 2·N·T validation and evaluation FLOPs, "
+                 f"T = {TYPICAL_PAIR_TOKENS} tokens a pair or the cell's limit, at {GPU_FLOPS/1e12:.0f} TFLOP/s "
+                 f"sustained; first-stage retrieval not included)")
     return "\n".join(lines)

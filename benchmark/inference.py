@@ -35,10 +35,14 @@ AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CHUNK_PAIRS = 8192
 
 
-def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length: int, tensors: str):
+def _tokenize(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length: int, tensors: str,
+              query_length: int | None = None, doc_length: int | None = None):
     """Right-padded pairs truncating the document only; a pair whose query alone leaves no room for its document
-    truncates both sides (``longest_first``), without changing how the other pairs are truncated."""
+    truncates both sides (``longest_first``), without changing how the other pairs are truncated. With
+    ``query_length`` / ``doc_length``, each side is first cut to its own limit (``_separate_limits``)."""
     queries, docs = list(queries), list(docs)
+    if query_length is not None or doc_length is not None:
+        return _separate_limits(tokenizer, queries, docs, max_length, tensors, query_length, doc_length)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None and queries:
         try:
@@ -79,10 +83,73 @@ def _backend_tokenize(tokenizer, backend, queries: list[str], docs: list[str], m
     return {k: torch.from_numpy(v) for k, v in out.items()} if tensors == "pt" else out
 
 
+def kept_lengths(n_query: int, n_doc: int, room: int, query_length: int | None,
+                 doc_length: int | None) -> tuple[int, int]:
+    """Query and passage tokens a pair keeps: each cut to its own limit, then the passage cut to the ``room`` the
+    pair's length leaves (``only_second``); a query that alone fills the room keeps ``room`` minus at most half of
+    it for the passage (as ``longest_first`` does)."""
+    n_query, n_doc = min(n_query, query_length or n_query), min(n_doc, doc_length or n_doc)
+    if n_query + n_doc <= room:
+        return n_query, n_doc
+    if n_query < room:
+        return n_query, room - n_query
+    n_doc = min(n_doc, room // 2)
+    return room - n_doc, n_doc
+
+
+def _separate_limits(tokenizer, queries: list[str], docs: list[str], max_length: int, tensors: str,
+                     query_length: int | None, doc_length: int | None):
+    """Pairs whose query and passage are cut to their own limits on token ids (``kept_lengths``), then joined
+    with the model's special tokens: lightning-ir's CrossEncoderTokenizer (webis-de/lightning-ir:
+    lightning_ir/cross_encoder/cross_encoder_tokenizer.py, ``_preprocess``) cuts the same ids, though it decodes them
+    to text and tokenizes again. The Rust tokenizer where there is one (queries tokenized once each), else the
+    Python tokenizer pair by pair; both give the same ids."""
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True)
+    unique = list(dict.fromkeys(queries))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        q_ids = dict(zip(unique, tokenizer(unique, add_special_tokens=False)["input_ids"]))
+        d_ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
+        features = []
+        for q, d in zip(queries, d_ids):
+            nq, nd = kept_lengths(len(q_ids[q]), len(d), room, query_length, doc_length)
+            features.append(tokenizer.prepare_for_model(
+                q_ids[q][:nq], d[:nd], add_special_tokens=True,
+                return_token_type_ids="token_type_ids" in tokenizer.model_input_names))
+        return tokenizer.pad(features, padding_side="right", return_tensors=tensors)
+    backend.no_truncation()  # transformers' own __call__ re-sets both on this object every time
+    backend.no_padding()
+    q_enc = dict(zip(unique, backend.encode_batch(unique, add_special_tokens=False)))
+    pairs = []
+    for q, d in zip(queries, backend.encode_batch(docs, add_special_tokens=False)):
+        nq, nd = kept_lengths(len(q_enc[q]), len(d), room, query_length, doc_length)
+        query = q_enc[q] if nq == len(q_enc[q]) else tokenizers_copy(q_enc[q])
+        query.truncate(nq)
+        d.truncate(nd)
+        pairs.append(backend.post_process(query, d, add_special_tokens=True))
+    width = max(len(e.ids) for e in pairs)
+    out = {name: np.full((len(pairs), width), fill, dtype=np.int64) for name, fill in
+           (("input_ids", tokenizer.pad_token_id), ("token_type_ids", tokenizer.pad_token_type_id),
+            ("attention_mask", 0))}
+    for row, e in enumerate(pairs):
+        out["input_ids"][row, :len(e.ids)] = e.ids
+        out["token_type_ids"][row, :len(e.ids)] = e.type_ids
+        out["attention_mask"][row, :len(e.ids)] = 1
+    if "token_type_ids" not in tokenizer.model_input_names:
+        out.pop("token_type_ids")
+    return {k: torch.from_numpy(v) for k, v in out.items()} if tensors == "pt" else out
+
+
+def tokenizers_copy(encoding):
+    """A copy of a Rust ``Encoding`` (``truncate`` works in place; a query's encoding is shared by its pairs)."""
+    return type(encoding).merge([encoding], growing_offsets=False)
+
+
 def encode_pairs(tokenizer, queries: Sequence[str], docs: Sequence[str], max_length: int,
-                 use_token_type_ids: bool = True) -> dict[str, torch.Tensor]:
+                 use_token_type_ids: bool = True, *, query_length: int | None = None,
+                 doc_length: int | None = None) -> dict[str, torch.Tensor]:
     """Tokenize (query, doc) pairs in one call, padded to the longest pair; the query survives truncation."""
-    enc = dict(_tokenize(tokenizer, queries, docs, max_length, "pt"))
+    enc = dict(_tokenize(tokenizer, queries, docs, max_length, "pt", query_length, doc_length))
     if not use_token_type_ids:
         enc.pop("token_type_ids", None)
     return enc
@@ -110,9 +177,11 @@ class Reranker:
     def __init__(self, model, tokenizer, *, max_length: int = 512, batch_size: int = 64,
                  device: str | torch.device = "cpu", dtype: str = "fp32", use_token_type_ids: bool = True,
                  compile: bool = False, unpad: bool = True,
-                 forward: tuple[Callable[..., torch.Tensor], str] | None = None, precision: str | None = None) -> None:
+                 forward: tuple[Callable[..., torch.Tensor], str] | None = None, precision: str | None = None,
+                 max_query_length: int | None = None, max_doc_length: int | None = None) -> None:
         """``forward``: a ``logits[:, 0]`` function and its name, replacing the model's own (an ONNX Runtime session);
-        ``precision``: the ``PRECISIONS`` row this reranker scores in (recorded with latency; default ``dtype``)."""
+        ``precision``: the ``PRECISIONS`` row this reranker scores in (recorded with latency; default ``dtype``);
+        ``max_query_length`` / ``max_doc_length``: each side's own token limit, as in training."""
         if dtype != "fp32" and dtype not in AUTOCAST:
             raise ValueError(f"dtype must be fp32, bf16 or fp16, got {dtype!r}")
         self.device = torch.device(device)
@@ -128,6 +197,7 @@ class Reranker:
             self.logits, self.path = first_logits(self.model, self.device, unpad)
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.max_query_length, self.max_doc_length = max_query_length, max_doc_length
         self.batch_size = batch_size
         self.dtype = dtype
         self.use_token_type_ids = use_token_type_ids
@@ -143,7 +213,8 @@ class Reranker:
     def _score_chunk(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
         # One tokenizer call pads every pair to the chunk's longest (right padding); each length-sorted batch then
         # takes only the columns up to its own longest pair: dynamic padding without per-row Python work.
-        enc = _tokenize(self.tokenizer, queries, docs, self.max_length, "np")
+        enc = _tokenize(self.tokenizer, queries, docs, self.max_length, "np", self.max_query_length,
+                        self.max_doc_length)
         order, batches = length_batches(enc["attention_mask"].sum(axis=1), self.batch_size)
         keys = ["input_ids", "attention_mask"] + (["token_type_ids"] if self.use_token_type_ids
                                                    and "token_type_ids" in enc else [])

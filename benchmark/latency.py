@@ -156,7 +156,9 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
         out.update(peak_rss_mb=peak, peak_rss_growth_mb=peak - rss_before, memory_source="ru_maxrss")
 
     # Useful work: real token counts (padding is lost work), at the large-batch speed.
-    lengths = encode_pairs(reranker.tokenizer, all_q, all_d, reranker.max_length)["attention_mask"].sum(1).numpy()
+    lengths = encode_pairs(reranker.tokenizer, all_q, all_d, reranker.max_length,
+                           query_length=reranker.max_query_length,
+                           doc_length=reranker.max_doc_length)["attention_mask"].sum(1).numpy()
     work = float(flops_per_pair(reranker.model.config, lengths.astype(float),
                                 first_token_last_layer=reranker.path == "unpadded").sum())
     achieved, peak_flops = work / (large_ms / 1000), matmul_flops(device, reranker.dtype)
@@ -165,7 +167,8 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
                efficiency=achieved / peak_flops,
                device=device.type, dtype=reranker.dtype, precision=reranker.precision, forward=reranker.path,
                batch_size=reranker.batch_size,
-               max_length=reranker.max_length, candidates=int(np.median(n_pairs)), queries=len(lists),
+               max_length=reranker.max_length, max_query_length=reranker.max_query_length,
+               max_doc_length=reranker.max_doc_length, candidates=int(np.median(n_pairs)), queries=len(lists),
                threads=torch.get_num_threads(), hardware=hardware_info())
     return out
 

@@ -178,17 +178,54 @@ def warmup_steps(cfg: TrainConfig, total: int) -> int:
     return cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int, schedule: str = "linear"
-                   ) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 over ``warmup`` steps, then (``linear``) linear decay to 0 at ``total``: xpm_torch's
-    ``LinearWithWarmup`` with its default min_factor 0, the seed paper's scheduler (experimaestro/xpm-torch:
-    src/xpm_torch/schedulers.py, chosen by src/xpm_torch/experiments/configuration.py), which is the same function
-    as transformers' ``get_linear_schedule_with_warmup``; or (``constant``) the full rate after the warmup."""
-    from transformers import get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
+def schedule_clock(step: int, every: int | None) -> int:
+    """Schedule steps taken before optimiser step ``step`` (0-based): ``step`` itself where the schedule advances
+    after every optimiser step, else the count of indices i < ``step`` with i > 0 and i % ``every`` == 0
+    (matchmaker steps its scheduler after batch i under that condition: sebastian-hofstaetter/matchmaker:
+    matchmaker/train.py:552-553 @ cb1d35d8)."""
+    return step if every is None else max(step - 1, 0) // every
 
+
+def schedule_factor(clock: int, warmup: int, total: int, schedule: str) -> float:
+    """The lr multiplier after ``clock`` schedule steps: linear warmup from 0 over ``warmup`` steps, then
+    ``constant`` (1), ``linear`` (down to 0 at ``total``) or ``cosine`` (0.5 * (1 + cos(pi * progress)), 0 at
+    ``total``): transformers' get_constant/linear/cosine_schedule_with_warmup (num_cycles 0.5) lambdas; past
+    ``total`` linear stays at 0 and cosine rises again, as transformers' does."""
+    if clock < warmup:
+        return clock / max(1, warmup)
     if schedule == "constant":
-        return get_constant_schedule_with_warmup(opt, warmup)
-    return get_linear_schedule_with_warmup(opt, warmup, total)
+        return 1.0
+    if schedule == "linear":
+        return max(0.0, (total - clock) / max(1, total - warmup))
+    progress = (clock - warmup) / max(1, total - warmup)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def make_scheduler(opt: torch.optim.Optimizer, warmup: int, total: int, schedule: str = "linear",
+                   every: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler stepped after every optimiser step, whose rate follows ``schedule_factor`` on the schedule's own
+    clock (``schedule_clock``; ``warmup`` and ``total`` count schedule steps). ``linear`` is xpm_torch's
+    ``LinearWithWarmup`` with its default min_factor 0, the seed paper's scheduler (experimaestro/xpm-torch:
+    src/xpm_torch/schedulers.py, chosen by src/xpm_torch/experiments/configuration.py); ``cosine`` with ``every``
+    100, warmup 1 and total 8500 is matchmaker's ``get_cosine_schedule_with_warmup(optimizer, 1, 8500)`` stepped
+    every 100 batches (sebastian-hofstaetter/matchmaker: matchmaker/train.py:168,552-553 @ cb1d35d8)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: schedule_factor(schedule_clock(step, every), warmup, total, schedule))
+
+
+def schedule_length(cfg: TrainConfig, steps: int) -> int:
+    """The schedule's length in its own steps: ``lr_total_steps``, else the run's ``steps`` on its clock."""
+    return cfg.lr_total_steps or schedule_clock(steps, cfg.lr_step_every) or 1
+
+
+def optimizer_groups(model: torch.nn.Module, weight_decay: float, decay_all: bool) -> list[dict]:
+    """AdamW parameter groups: decay on every parameter (``decay_all``), else not on biases and LayerNorm
+    weights (the parameters with ndim <= 1)."""
+    params = list(model.parameters())
+    if decay_all:
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
 def compute_dtype(device: torch.device, requested: str, backbone_dtype: str) -> str:
@@ -206,7 +243,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-Validate = Callable[[torch.nn.Module], float]  # the model (in eval mode) -> its validation measure
+# The model (in eval mode) -> its validation measure, or that measure per validation set (their mean is the value)
+Validate = Callable[[torch.nn.Module], float | Mapping[str, float]]
 
 
 def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
@@ -230,14 +268,13 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     rng = np.random.default_rng(seed)
     qids, pool = training_queries(collection, cfg, targets)
     total = planned_steps(collection, qids, cfg, seed, pool)
-    warmup = warmup_steps(cfg, total)
+    length = schedule_length(cfg, total)
+    warmup = warmup_steps(cfg, length)
     model.to(device).train()
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, eps=cfg.adam_eps,
+    opt = torch.optim.AdamW(optimizer_groups(model, cfg.weight_decay, cfg.weight_decay_all), lr=cfg.lr,
+                            eps=cfg.adam_eps,
                             fused=True)  # one kernel over all parameters: the per-tensor loop was ~1/8 of a CPU step
-    sched = make_scheduler(opt, warmup, total, cfg.lr_schedule)
+    sched = make_scheduler(opt, warmup, length, cfg.lr_schedule, cfg.lr_step_every)
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
     best = Best(validate if cfg.validate_every > 0 else None)
@@ -288,10 +325,12 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     seconds = time.perf_counter() - start - best.seconds
     stats = {"seconds": round(seconds, 3), "steps": step, "epochs": last_epoch + 1,
              "queries": len(qids), "pairs": pairs, "pairs_per_s": round(pairs / seconds, 1) if seconds else None,
-             "device": device.type, "dtype": dtype, "warmup_steps": warmup, "loss_curve": curve}
+             "device": device.type, "dtype": dtype, "warmup_steps": warmup, "schedule_steps": length,
+             "last_lr": opt.param_groups[0]["lr"], "loss_curve": curve}
     if best.validate:
         best.load_into(model)
         stats["validation"] = {"dataset": cfg.validation_dataset, "measure": cfg.validation_measure,
+                               "aggregate": "mean" if len(cfg.validation_datasets) > 1 else None,
                                "top_k": cfg.validation_top_k, "every": cfg.validate_every, **best.state(),
                                "seconds": round(best.seconds, 3)}
     if resumed:
@@ -305,6 +344,7 @@ class Best:
     def __init__(self, validate: Validate | None) -> None:
         self.validate = validate
         self.curve: list[list[float]] = []
+        self.per_set: dict[str, list[list[float]]] = {}  # a mapping validator's values per set, step by step
         self.best_step: int | None = None
         self.best_value: float | None = None
         self.weights: dict[str, torch.Tensor] | None = None
@@ -317,22 +357,28 @@ class Best:
     def check(self, model: torch.nn.Module, step: int) -> None:
         start = time.perf_counter()
         model.eval()
-        value = float(self.validate(model))
+        result = self.validate(model)
         model.train()
+        sets = {k: float(v) for k, v in result.items()} if isinstance(result, Mapping) else {}
+        value = sum(sets.values()) / len(sets) if sets else float(result)
         if not math.isfinite(value):
-            raise BenchError(f"validation at step {step} gave {value}")
+            raise BenchError(f"validation at step {step} gave {value} ({sets or 'one value'})")
         self.curve.append([step, round(value, 6)])
+        for name, v in sets.items():
+            self.per_set.setdefault(name, []).append([step, round(v, 6)])
         if self.best_value is None or value > self.best_value:
             self.best_step, self.best_value = step, value
             self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self.seconds += time.perf_counter() - start
 
     def state(self) -> dict:
-        return {"curve": self.curve, "best_step": self.best_step, "best_value": self.best_value}
+        return {"curve": self.curve, "best_step": self.best_step, "best_value": self.best_value,
+                **({"per_set": self.per_set} if self.per_set else {})}
 
     def restore(self, state: dict | None, weights: dict[str, torch.Tensor] | None) -> None:
         if state:
             self.curve, self.best_step, self.best_value = state["curve"], state["best_step"], state["best_value"]
+            self.per_set = state.get("per_set", {})
             self.weights = weights
 
     def load_into(self, model: torch.nn.Module) -> None:
@@ -375,7 +421,8 @@ def _step(model, tokenizer, collection: Collection, groups: Groups, idx: np.ndar
         mask.append([True] * len(ds) + [False] * pad)
     mask_t = torch.tensor(mask, device=device)
     raw_t = torch.tensor(raw, dtype=torch.float32, device=device)
-    logits = sorted_forward(model, encode_pairs(tokenizer, queries, docs, cfg.max_length, use_token_type_ids),
-                            device, dtype)
+    enc = encode_pairs(tokenizer, queries, docs, cfg.max_length, use_token_type_ids,
+                       query_length=cfg.max_query_length, doc_length=cfg.max_doc_length)
+    logits = sorted_forward(model, enc, device, dtype)
     scores = torch.zeros(mask_t.shape, device=device, dtype=logits.dtype).masked_scatter(mask_t, logits)
     return objective.fn(scores, as_objective_targets(raw_t, targets.kind, objective, mask_t), mask_t)

@@ -55,9 +55,9 @@ def test_paper_grid_dry_run_offline(capsys, monkeypatch, tmp_path):
     assert out[0] == "grid paper: 90 cell(s)" and sum("[todo]" in line for line in out) == 90
     cells = [line for line in out if "[todo]" in line]
     assert sum("__margin-mse__hofstaetter-ensemble__" in line and "bert_cat_ensemble" in line for line in cells) == 15
-    assert sum("(200000 steps x 32 x 2 pairs, 40 validations)" in line for line in cells) == 45  # BCE, Hinge, MarginMSE
-    assert sum("(200000 steps x 4 x 8 pairs, 40 validations)" in line for line in cells) == 15  # InfoNCE
-    assert sum("(200000 steps x 1 x 50 pairs, 40 validations)" in line for line in cells) == 30  # the list losses
+    assert sum("(200000 steps x 32 x 2 pairs, 40 validations on 13 set(s), " in line for line in cells) == 45  # BCE, Hinge, MarginMSE
+    assert sum("(200000 steps x 4 x 8 pairs, 40 validations on 13 set(s), " in line for line in cells) == 15  # InfoNCE
+    assert sum("(200000 steps x 1 x 50 pairs, 40 validations on 13 set(s), " in line for line in cells) == 30  # the list losses
     assert ("        eval trec-dl-2019: first stage splade-v3-distilbert (run:data/splade-v3-distilbert/trec-dl-2019.run) "
             "top-1000, rerank top-1000, measures nDCG@10 RR(rel=2) AP(rel=2) Judged@10 AP RR@10") in out
     assert sum(line.startswith("        eval ") for line in out) == 22
@@ -71,8 +71,8 @@ def test_paper_grid_dry_run_offline(capsys, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("grid, n, shape, rc", [
-    ("rank-distillm", 2, "(939 steps x 32 x 100 pairs)", 0),  # 10k queries x 3 epochs / 32; the DL runs are listed
-    ("hofstaetter", 1, "(300000 steps x 32 x 2 pairs", 0),
+    ("rank-distillm", 2, "(939 steps x 32 x 100 pairs, max 291 tokens (query 32, passage 256)", 0),  # the DL runs are listed
+    ("hofstaetter", 1, "(300000 steps x 32 x 2 pairs, max 233 tokens (query 30, passage 200), fp16)", 0),
 ])
 def test_reproduction_grids_dry_run_offline(capsys, monkeypatch, tmp_path, grid, n, shape, rc):
     """Each reproduced paper's own protocol as a grid: its cell count and step shapes, offline."""

@@ -162,3 +162,37 @@ def test_paper_backbone_rows_resolve_in_a_grid(tmp_path, name, hub, family, toke
     row = exp.cells[0].backbone
     assert (row.checkpoint, row.tokenizer, row.family, row.token_type_ids, row.max_length) == (
         hub, hub, family, token_type_ids, max_length)
+
+
+@pytest.mark.parametrize("train, culprit", [
+    ({"max_length": "auto"}, 'train.max_length must be a positive integer or "model"'),
+    ({"max_length": 0}, "train.max_length must be a positive integer"),
+    ({"max_query_length": 0}, "train.max_query_length must be positive"),
+    ({"lr_step_every": 0}, "train.lr_step_every must be positive"),
+    ({"lr_schedule": "cosine", "lr_total_steps": -1}, "train.lr_total_steps must be positive"),
+    ({"dtype_by_backbone": {"bert-tiny": "int4"}}, "train.dtype_by_backbone.bert-tiny must be one of auto, fp32"),
+    ({"validate_every": 2, "validation_dataset": []}, "train.validation_dataset must name at least one"),
+])
+def test_length_schedule_dtype_fields_refuse_bad_values_in_one_line(train, culprit):
+    with pytest.raises(BenchError, match=culprit.replace("(", r"\(")):
+        parse_experiment({"experiment": {"name": "x"}, "train": train})
+
+
+def test_paper_grid_resolves_precision_lengths_and_validation_per_backbone():
+    """paper.toml: fp32 for BERT, RoBERTa, ELECTRA and Ettin (xpm_torch's 32-true), bf16 for DeBERTa; each
+    backbone's own length; every cell reads the 13 NanoBEIR rows and keeps the best mean nDCG."""
+    from benchmark.cell import cell_dtype, resolved_train
+
+    cells = load_experiment(ROOT / "experiments" / "paper.toml").cells
+    dtypes = {c.backbone.name: cell_dtype(c) for c in cells}
+    assert dtypes == {"bert-base": "fp32", "roberta-base": "fp32", "electra-base": "fp32", "ettin-150m": "fp32",
+                      "deberta-v3-base": "bf16"}
+    lengths = {c.backbone.name: resolved_train(c).max_length for c in cells}
+    assert lengths == {"bert-base": 512, "roberta-base": 512, "electra-base": 512, "ettin-150m": 7999,
+                       "deberta-v3-base": 1024}
+    sets = cells[0].train.validation_datasets
+    assert len(sets) == 13 and cells[0].train.validation_measure == "nDCG"
+    assert {cells[0].datasets[n].id for n in sets} == {f"nano-beir/{n}" for n in (
+        "arguana", "climate-fever", "dbpedia-entity", "fever", "fiqa", "hotpotqa", "msmarco", "nfcorpus", "nq",
+        "quora", "scidocs", "scifact", "webis-touche2020")}
+    assert all(cells[0].datasets[n].first_stage == f"run:data/splade-v3-distilbert/{n}.run" for n in sets)

@@ -49,3 +49,28 @@ def test_pairs_per_example_follow_the_sampler():
     if "sampler" in {f.name for f in dataclasses.fields(cell.train)}:  # the sampler axis, where present
         triples = dataclasses.replace(cell, train=dataclasses.replace(cell.train, sampler="triples"))
         assert dryrun.pairs_per_group(triples) == 2
+
+
+def test_paper_cell_estimate_by_hand():
+    """paper.toml, BERT-base MarginMSE: N = 110M, T = 128 (a typical pair, under the row's 512);
+    training 6·N·T x 200,000 steps x 32 triples x 2 pairs; validation 2·N·T x 40 passes x 649 NanoBEIR queries
+    (12 sets of 50, Touché 49) x top-100; evaluation 2·N·T x 44,430 test queries x top-1000. 5.35 GPU-h in all."""
+    from benchmark.config import load_experiment
+
+    if not dryrun.irds_query_counts():
+        pytest.skip("ir_datasets' etc/metadata.json is not installed")
+    cell = next(c for c in load_experiment("experiments/paper.toml").cells
+                if c.backbone.name == "bert-base" and c.objective == "margin-mse")
+    assert sum(dryrun._queries(cell, n) for n in cell.eval.datasets) == 44_430
+    assert sum(dryrun._queries(cell, n) for n in cell.train.validation_datasets) == 649
+    n, t = 110e6, 128
+    flops = 6 * n * t * 200_000 * 32 * 2 + 2 * n * t * 40 * 649 * 100 + 2 * n * t * 44_430 * 1000
+    assert dryrun.estimate_gpu_hours(cell) == pytest.approx(hours(flops))
+    assert hours(flops) == pytest.approx(5.35, abs=0.005)
+
+
+def test_typical_pair_length_is_capped_by_the_side_limits():
+    """T = 128 unless the cell's limits are smaller: 64-token pairs, or query 10 + passage 20 + 3 specials."""
+    assert dryrun.pair_tokens(_cell(max_length=512), 512) == 128
+    assert dryrun.pair_tokens(_cell(), 64) == 64
+    assert dryrun.pair_tokens(_cell(max_query_length=10, max_doc_length=20), 64) == 33

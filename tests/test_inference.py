@@ -360,3 +360,89 @@ def test_bf16_needs_native_cpu_support(tmp_path):
     assert inference.unsupported("bf16", "cpu", flags={"avx2", "avx512_bf16"}) is None
     assert inference.unsupported("int8", "cuda") == "int8 runs on CPU only"
     assert inference.unsupported("fp32", "cpu", flags=set()) is None
+
+
+def python_tokenizer():
+    """MiniLM's WordPiece vocabulary in transformers' pure-Python BERT tokenizer (no Rust backend)."""
+    from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
+
+    from benchmark.backbones import bundled_minilm_path
+
+    tok = BertTokenizerLegacy.from_pretrained(str(bundled_minilm_path()))
+    tok.model_input_names = ["input_ids", "token_type_ids", "attention_mask"]  # as the Rust-backed one loads it
+    return tok
+
+
+def test_kept_lengths_by_hand():
+    """Each side to its own limit, then the passage to the room left; a query that fills the room keeps half."""
+    assert inference.kept_lengths(10, 300, 288, 32, 256) == (10, 256)
+    assert inference.kept_lengths(40, 300, 285, 32, 256) == (32, 253)
+    assert inference.kept_lengths(10, 300, 100, None, None) == (10, 90)
+    assert inference.kept_lengths(200, 50, 100, None, None) == (50, 50)
+    assert inference.kept_lengths(5, 5, 100, None, None) == (5, 5)
+
+
+def test_separate_limits_on_a_hand_written_pair(tiny):
+    """Query cut to 3 tokens and passage to 4: the WordPiece ids of "[CLS] what is the [SEP] an automobile costs
+    money [SEP]"."""
+    _, tok = tiny
+    enc = encode_pairs(tok, [QUERIES[0]], [DOCS[1]], 64, query_length=3, doc_length=4)
+    assert tok.decode(enc["input_ids"][0]) == "[CLS] what is the [SEP] an automobile costs money [SEP]"
+    assert enc["token_type_ids"][0].tolist() == [0] * 5 + [1] * 5
+
+
+@pytest.mark.parametrize("limits", [(3, 6, 64), (4, 40, 20), (None, 5, 64), (2, None, 16)])
+def test_separate_limits_equal_a_hand_truncation_on_both_paths(tiny, limits):
+    """The Rust path and the per-pair path of a Python tokenizer both give the ids of each side cut by hand
+    (``kept_lengths``) and joined as [CLS] q [SEP] d [SEP] (segment 0, then 1), right-padded."""
+    query_length, doc_length, max_length = limits
+    _, tok = tiny
+    queries, docs = [QUERIES[i % 3] for i in range(len(DOCS))] + [LONG_QUERY], [*DOCS, "a stream"]
+    room = max_length - 3
+    hand, types = [], []
+    for q, d in zip(queries, docs):
+        q_ids, d_ids = (tok(t, add_special_tokens=False)["input_ids"] for t in (q, d))
+        nq, nd = inference.kept_lengths(len(q_ids), len(d_ids), room, query_length, doc_length)
+        hand.append([tok.cls_token_id, *q_ids[:nq], tok.sep_token_id, *d_ids[:nd], tok.sep_token_id])
+        types.append([0] * (nq + 2) + [1] * (nd + 1))
+    width = max(map(len, hand))
+    for tokenizer in (tok, python_tokenizer()):
+        assert (getattr(tokenizer, "backend_tokenizer", None) is None) == (tokenizer is not tok)
+        enc = encode_pairs(tokenizer, queries, docs, max_length, query_length=query_length, doc_length=doc_length)
+        assert enc["input_ids"].shape == (len(hand), width)
+        for i, ids in enumerate(hand):
+            pad = width - len(ids)
+            assert enc["input_ids"][i].tolist() == ids + [tok.pad_token_id] * pad
+            assert enc["attention_mask"][i].tolist() == [1] * len(ids) + [0] * pad
+            assert enc["token_type_ids"][i].tolist() == types[i] + [0] * pad
+
+
+def test_scoring_uses_the_limits_training_sees(tmp_path, monkeypatch):
+    """A cell with query / passage limits: the pairs training tokenizes are the ones its reranker (evaluation,
+    validation, latency) tokenizes, and the scores are the model's on those ids."""
+    from benchmark import cell as cell_mod, training
+    from benchmark.config import load_experiment
+    from tests_support import TINY_GRID, merged, write_toml
+
+    doc = merged(TINY_GRID, {"grid": {"backbone": ["bert-tiny"], "objective": ["infonce"], "teacher": ["labels"]},
+                             "train": {"max_steps": 1, "max_query_length": 3, "max_doc_length": 7}})
+    cell = load_experiment(write_toml(tmp_path / "limits.toml", doc)).cells[0]
+    seen = []
+    real = training.encode_pairs
+
+    def record(tok, queries, docs, *args, **kwargs):
+        enc = real(tok, queries, docs, *args, **kwargs)
+        seen.append((list(queries), list(docs), enc))
+        return enc
+
+    monkeypatch.setattr(training, "encode_pairs", record)
+    model, tok, _, _ = cell_mod.train_student(cell, None)
+    (queries, docs, trained), = seen
+    assert int(trained["attention_mask"].sum(1).max()) <= 3 + 7 + 3
+    reranker = cell_mod.cell_reranker(model, tok, cell, "cpu")
+    scored = inference._tokenize(tok, queries, docs, reranker.max_length, "pt", reranker.max_query_length,
+                                 reranker.max_doc_length)
+    assert torch.equal(scored["input_ids"], trained["input_ids"])
+    with torch.no_grad():
+        expected = model(**trained).logits[:, 0].numpy()
+    assert np.max(np.abs(reranker.score(queries, docs) - expected)) <= 1e-5

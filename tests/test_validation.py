@@ -2,6 +2,7 @@
 best step's weights."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -81,8 +82,69 @@ def test_constant_schedule_keeps_the_rate_after_warmup():
         opt.step()
         sched.step()
     assert lrs == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3])
-    with pytest.raises(BenchError, match="train.lr_schedule must be one of linear, constant"):
-        TrainConfig(lr_schedule="cosine")
+    with pytest.raises(BenchError, match="train.lr_schedule must be one of linear, constant, cosine"):
+        TrainConfig(lr_schedule="step")
+
+
+def lr_sequence(sched, opt, steps):
+    """The rate each of ``steps`` optimiser steps runs at, with the scheduler stepped after each, as training does."""
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def test_cosine_schedule_stepped_every_n_batches_as_matchmaker():
+    """Matchmaker v2.0 (train.py:168, 552-553 @ cb1d35d8): get_cosine_schedule_with_warmup(opt, 1, total) stepped
+    after batch i when i > 0 and i % N == 0. With N = 2, warmup 1, total 4 (schedule steps) and lr 1e-3, batch i
+    runs at factor f(k), k = max(i - 1, 0) // 2 schedule steps taken: f(0) = 0 (warmup), then
+    f(k) = 0.5 * (1 + cos(pi * (k - 1) / 3)): f(1) = 1, f(2) = 0.75, f(3) = 0.25, f(4) = 0."""
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sched = training.make_scheduler(opt, 1, 4, "cosine", every=2)
+    # batches:       0    1    2     3     4       5       6       7       8    9
+    expected = [0.0, 0.0, 0.0, 1e-3, 1e-3, 7.5e-4, 7.5e-4, 2.5e-4, 2.5e-4, 0.0]
+    assert lr_sequence(sched, opt, 10) == pytest.approx(expected)
+    # transformers' own cosine schedule, stepped by hand on matchmaker's condition, gives the same rates
+    from transformers import get_cosine_schedule_with_warmup
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    reference, lrs = get_cosine_schedule_with_warmup(opt2, 1, 4), []
+    for i in range(10):
+        lrs.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        if i > 0 and i % 2 == 0:
+            reference.step()
+    assert lrs == pytest.approx(expected)
+
+
+def test_hofstaetter_schedule_resolves_to_matchmaker_values():
+    """hofstaetter.toml: 0 for batches 0-100, the full 7e-6 from batch 101, and at the 300,000th step
+    7e-6 * 0.5 * (1 + cos(pi * (2999 - 1) / 8499)) = 7e-6 * 0.72314 (k = 299,998 // 100 = 2,999 schedule steps)."""
+    cell = load_experiment("experiments/hofstaetter.toml").cells[0]
+    cfg = cell.train
+    assert (cfg.lr_schedule, cfg.lr_step_every, cfg.warmup_steps, cfg.lr_total_steps) == ("cosine", 100, 1, 8500)
+    length = training.schedule_length(cfg, cfg.max_steps)
+    assert length == 8500 and training.warmup_steps(cfg, length) == 1
+
+    def rate(step):
+        clock = training.schedule_clock(step, cfg.lr_step_every)
+        return cfg.lr * training.schedule_factor(clock, 1, length, cfg.lr_schedule)
+
+    assert rate(0) == rate(100) == 0.0 and rate(101) == pytest.approx(7e-6)
+    assert rate(299_999) == pytest.approx(7e-6 * 0.5 * (1 + math.cos(math.pi * 2998 / 8499)))
+    assert rate(299_999) / 7e-6 == pytest.approx(0.72314, abs=1e-5)
+
+
+def test_weight_decay_all_puts_every_parameter_in_the_decayed_group():
+    """weight_decay_all (torch AdamW over model.parameters(), as Rank-DistiLLM): one group with every parameter;
+    by default biases and LayerNorm weights (ndim <= 1) sit in a group without decay."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.LayerNorm(2))  # weight 2x3, bias, LN weight, bias
+    all_groups = training.optimizer_groups(model, 0.01, True)
+    assert [(len(g["params"]), g["weight_decay"]) for g in all_groups] == [(4, 0.01)]
+    split = training.optimizer_groups(model, 0.01, False)
+    assert [(len(g["params"]), g["weight_decay"]) for g in split] == [(1, 0.01), (3, 0.0)]
+    assert load_experiment("experiments/rank-distillm.toml").cells[0].train.weight_decay_all
 
 
 def test_max_steps_cycles_epochs_with_the_schedule_and_clipping(setup, monkeypatch):
@@ -166,4 +228,51 @@ def test_cell_validates_on_its_dev_row_and_evaluates_the_best_step(setup, monkey
     assert [s for s, _ in val["curve"]] == [2, 4] and val["dataset"] == "tiny-dev" and val["measure"] == "nDCG@10"
     assert val["best_value"] == pytest.approx(max(v for _, v in val["curve"]), abs=1e-6)
     (model, tok), = trained
-    assert validator(cell, tok)(model) == pytest.approx(val["best_value"], abs=1e-6)  # the weights evaluated
+    assert validator(cell, tok)(model) == {"tiny-dev": pytest.approx(val["best_value"], abs=1e-6)}  # weights kept
+    assert val["per_set"] == {"tiny-dev": val["curve"]} and val["aggregate"] is None
+
+
+def test_several_validation_sets_are_averaged_and_kept_per_set(setup, monkeypatch):
+    """validation_dataset = [a, b]: the curve holds the mean of the two sets' values, the record each set's own."""
+    cell, data = setup
+    values = iter([{"a": 0.2, "b": 0.4}, {"a": 0.9, "b": 0.1}, {"a": 0.6, "b": 0.6}])
+    _, stats = train(setup, lambda model: next(values), max_steps=6, validate_every=2,
+                     validation_dataset=("a", "b"))
+    val = stats["validation"]
+    assert val["curve"] == [[2, 0.3], [4, 0.5], [6, 0.6]] and val["best_step"] == 6
+    assert val["per_set"] == {"a": [[2, 0.2], [4, 0.9], [6, 0.6]], "b": [[2, 0.4], [4, 0.1], [6, 0.6]]}
+    assert val["dataset"] == ("a", "b") and val["aggregate"] == "mean"
+
+
+def test_cell_validator_reranks_each_validation_row(setup, tmp_path):
+    """A cell with two validation rows: the validator gives each row's measure, and that of the row on its own."""
+    doc = merged(VALIDATED_GRID, {"train": {"validation_dataset": ["tiny-dev", "tiny-dev2"],
+                                            "validation_measure": "nDCG"},
+                                  "datasets": {"tiny-dev2": embedded_row("dev", 4, top_k=20)}})
+    cell = load_experiment(write_toml(tmp_path / "two.toml", doc)).cells[0]
+    assert {"tiny-dev", "tiny-dev2"} <= set(cell.datasets)
+    model, tok = build_cross_encoder(cell.backbone, seed=0)
+    both = validator(cell, tok)(model)
+    alone = validator(dataclasses.replace(cell, train=dataclasses.replace(cell.train,
+                                                                           validation_dataset="tiny-dev2")), tok)
+    assert set(both) == {"tiny-dev", "tiny-dev2"} and both["tiny-dev2"] == pytest.approx(alone(model)["tiny-dev2"])
+
+
+def test_dtype_by_backbone_reaches_training_and_gpu_scoring(setup, monkeypatch):
+    """dtype_by_backbone overrides train.dtype for its backbone: the config train_model gets, and the autocast
+    dtype a GPU scores in; the CPU scores in fp32 whatever the cell asks."""
+    from benchmark import cell as cell_mod
+
+    cell, _ = setup
+    other = dataclasses.replace(cell, train=dataclasses.replace(cell.train, dtype="fp32",
+                                                                 dtype_by_backbone={"roberta-tiny": "fp16"}))
+    cell = dataclasses.replace(cell, train=dataclasses.replace(cell.train, dtype="fp32",
+                                                                dtype_by_backbone={"bert-tiny": "bf16"}))
+    assert cell_mod.cell_dtype(cell) == "bf16" and cell_mod.cell_dtype(other) == "fp32"
+    assert training.compute_dtype(torch.device("cuda"), cell_mod.cell_dtype(cell), cell.backbone.dtype) == "bf16"
+    model, tok = build_cross_encoder(cell.backbone, seed=0)
+    assert cell_mod.cell_reranker(model, tok, cell, "cpu").dtype == "fp32"
+    seen = []
+    monkeypatch.setattr(training, "train_model", lambda *a, **k: seen.append(a[5]) or {})
+    cell_mod.train_student(cell, None)
+    assert [c.dtype for c in seen] == ["bf16"] and seen[0].max_length == cell.train.max_length

@@ -42,7 +42,8 @@ PACKAGED = Path(__file__).resolve().parent.parent / "data"
 def toy_train(train: TrainConfig) -> TrainConfig:
     """``train`` at toy scale: :data:`STEPS` steps (warmup scaled with them), at most :data:`BATCH` queries per
     step, depths within the miniature runs, validation and checkpoints twice."""
-    short = {"max_length": min(train.max_length, MAX_LENGTH)}
+    # "model" (the backbone's own limit) stays: the tiny rows' limit is already MAX_LENGTH
+    short = {"max_length": train.max_length if train.max_length == "model" else min(train.max_length, MAX_LENGTH)}
     if train.eval_only:
         return dataclasses.replace(train, **short)
     warmup = train.warmup_steps
@@ -54,7 +55,9 @@ def toy_train(train: TrainConfig) -> TrainConfig:
         negatives_depth=min(train.negatives_depth, mini.DEPTH),
         validate_every=STEPS // 2 if train.validate_every else 0,
         checkpoint_every=STEPS // 2 if train.checkpoint_every else 0,
-        validation_top_k=min(train.validation_top_k, mini.DEPTH))
+        validation_top_k=min(train.validation_top_k, mini.DEPTH),
+        # a schedule clock advancing every N steps ticks every step, over the toy run
+        lr_step_every=1 if train.lr_step_every else None, lr_total_steps=STEPS if train.lr_total_steps else None)
 
 
 def toy_eval(ev: EvalConfig) -> EvalConfig:
@@ -69,8 +72,8 @@ def roles(cells: list[CellConfig]) -> dict[str, str]:
     for cell in cells:
         if not cell.train.eval_only:
             out[cell.train.dataset] = "train"
-            if cell.train.validation_dataset:
-                out.setdefault(cell.train.validation_dataset, "validation")
+            for name in cell.train.validation_datasets:
+                out.setdefault(name, "validation")
         for name in cell.eval.datasets:
             out.setdefault(name, "eval")
     return out

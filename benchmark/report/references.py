@@ -111,6 +111,11 @@ def cell_protocol(record: dict[str, Any], dataset: str) -> dict[str, str]:
     config = config.get("origin") or config
     train = config.get("train") if isinstance(config.get("train"), dict) else {}
     out = {f"train.{k}": str(v) for k, v in train.items()}
+    # the precision the backbone trains in (a grid may set it per backbone: train.dtype_by_backbone)
+    backbone = (config.get("backbone") or {}).get("name") if isinstance(config.get("backbone"), dict) else None
+    by_backbone = train.get("dtype_by_backbone") if isinstance(train.get("dtype_by_backbone"), dict) else {}
+    if backbone in by_backbone:
+        out["train.dtype"] = str(by_backbone[backbone])
     rows = config.get("datasets") if isinstance(config.get("datasets"), dict) else {}
     top_k = (config.get("eval") or {}).get("top_k") if isinstance(config.get("eval"), dict) else None
     members = [d for d in MEMBERS.get(dataset, (dataset,)) if d in (record.get("metrics") or {})]
