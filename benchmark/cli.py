@@ -202,11 +202,8 @@ def _run(args: argparse.Namespace) -> int:
     only = _parse_only(args.only, experiment)
     if args.print_config:
         return _print_config(experiment, args.print_config)
-    from .dryrun import describe_grid
-    from .grid import missing_inputs, refusals
-
     if args.dry_run:
-        return _dry_run(experiment, Path(args.results), only, describe_grid, missing_inputs, refusals)
+        return _dry_run(experiment, Path(args.results), only)
     if args.rehearse:
         return _rehearse(args, experiment, only)
     print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {args.results}/"
@@ -248,9 +245,12 @@ def _print_config(experiment, cell_id: str) -> int:
     return 0
 
 
-def _dry_run(experiment, results: Path, only, describe_grid, missing_inputs, refusals) -> int:
+def _dry_run(experiment, results: Path, only) -> int:
     """The cells and what they need; then the inputs to fetch first (information) and what a run would refuse
     (exit 2 when any cell is refused)."""
+    from .dryrun import describe_grid
+    from .grid import missing_inputs, refusals
+
     print(describe_grid(experiment, results, only=only))
     missing, refused = missing_inputs(experiment), refusals(experiment)
     print(f"{len(missing)} input file(s) to fetch or make before a run" + (":" if missing else ""))

@@ -485,14 +485,14 @@ def _docpair_records(spec: TeacherSpec, ctx: TeacherContext) -> Iterator[Record]
     """The row's (q, d+, d-) triples, in file order or (``shuffle_seed``) its seeded shuffle; every d+ is checked to
     be judged relevant."""
     shown, pairs, count = _docpair_source(spec)
-    if spec.shuffle_seed is not None:
+    if spec.shuffle_seed is not None:  # a message names the position in the shuffled order
         pairs = _shuffled_docpairs(spec, shown, pairs, count)
-        shown = f"{shown} (shuffled with seed {spec.shuffle_seed}; position"
+        shown = f"{shown} shuffled (seed {spec.shuffle_seed})"
     for lineno, (qid, dpos, dneg) in enumerate(pairs, 1):
         _check_ids(Path(shown), lineno, ctx, qid, [dpos, dneg])
         if ctx.collection.qrels.get(qid, {}).get(dpos, 0) <= 0:
-            raise BenchError(f"{shown}:{lineno}{')' if spec.shuffle_seed is not None else ''}: d+ {dpos!r} is not "
-                             f"judged relevant for query {qid!r} in dataset {ctx.collection.name!r}")
+            raise BenchError(f"{shown}:{lineno}: d+ {dpos!r} is not judged relevant for query {qid!r} in dataset "
+                             f"{ctx.collection.name!r}")
         yield lineno, qid, (dpos, dneg)
 
 
