@@ -339,15 +339,17 @@ def test_shipped_reference_file_states_every_protocol_and_holds_the_seed_papers_
     morand = {k: r for k, rows in refs.items() for r in rows if r.citation.startswith("Morand et al. 2026")}
     assert len(morand) == 9 * 6 * 6
     # values as printed by xpmir/cross-encoders CrossEncoderResults.ipynb @206d8a4 (cell writing evaluation_table.tex)
-    assert morand[("electra-base", "ranknet", "rankzephyr", "trec-dl-2019")].value == 0.769933
-    assert morand[("minilm-l12", "bce", "labels", "msmarco-dev")].value == 0.440567
-    assert morand[("deberta-v3-base", "adr-mse", "rankzephyr", "robust04")].value == 0.481467
+    assert morand[("electra-base", "ranknet", "rankzephyr-top50", "trec-dl-2019")].value == 0.769933
+    assert morand[("minilm-l12", "bce", "msmarco-triples", "msmarco-dev")].value == 0.440567
+    assert morand[("deberta-v3-base", "adr-mse", "rankzephyr-top50", "robust04")].value == 0.481467
     assert morand[("ettin-150m", "infonce", "labels", "LoTTE-search mean")].value == 0.580233
     ref = morand[("bert-base", "margin-mse", "hofstaetter-ensemble", "BEIR mean")]
     assert dict(ref.protocol) == {"first stage": "splade-v3-distilbert", "depth": "1000",
                                   "train.dataset": "msmarco-train", "train.lr": "1e-5", "train.weight_decay": "0.0", "train.adam_eps": "1e-8",
                                   "train.max_grad_norm": "1.0", "train.warmup_steps": "5000",
-                                  "train.max_steps": "200000", "sets": "13 of 13"}
+                                  "train.max_steps": "200000", "train.max_length": "model",
+                                  "train.validation_measure": "nDCG", "train.validate_every": "5000",
+                                  "train.dtype": "fp32", "sets": "13 of 13"}
     schlatt = [(k, r) for k, rows in refs.items() for r in rows if r.citation.startswith("Schlatt")]
     assert sum(k[1] == "adr-mse" for k, _ in schlatt) == 4  # only the -adrmse runs are keyed adr-mse
     assert not any(k[3] == "beir-nfcorpus" for k, _ in schlatt)  # TIREx nfcorpus/test is not beir/nfcorpus/test
