@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import inputs
-from .cache import RunStore, cache_file
+from .cache import RunStore, build_once, cache_file
 from .cache import digest as _digest
 from .collection import ENTRY_BYTES, Collection, Qrels, Run
 from .dataset_rows import SOURCES, DatasetSpec
@@ -173,9 +173,9 @@ def _bm25(spec: DatasetSpec, queries: dict[str, str], data_hash: str, docs: Mapp
     index = cache_file("bm25-index", f"{corpus}-{params.label}", _digest(corpus, INDEX_VERSION, params.label), "")
 
     def open_index() -> BM25Index:
-        if not (index / "doc_ids.json").is_file():
-            _irds_call(spec, "documents", lambda: build_bm25_index(
-                ((d.doc_id, d.default_text()) for d in irds.docs_iter()), index, params))
+        build_once(index, lambda tmp: _irds_call(spec, "documents", lambda: build_bm25_index(
+            ((d.doc_id, d.default_text()) for d in irds.docs_iter()), tmp, params)),
+            ready=lambda path: (path / "doc_ids.json").is_file())
         return BM25Index.load(index, params)
 
     return BM25Run(queries, open_index, spec.top_k, store)

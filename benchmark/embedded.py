@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
-from .cache import cache_root
+from .cache import build_once, cache_root
 
 VERSION = 1
 SEED = 13
@@ -189,19 +186,11 @@ def _fingerprint() -> str:
 
 
 def embedded_dir() -> Path:
-    """Directory holding the generated collection; generated on first use (atomically), then cached."""
-    root = cache_root() / "embedded"
-    target = root / _fingerprint()
-    if (target / "run.bm25.txt").exists():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".gen-"))
-    try:
+    """Directory holding the generated collection; generated on first use (once across processes sharing the
+    cache, :func:`benchmark.cache.build_once`), then cached."""
+    def build(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
         generate(tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race: its copy is identical
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+
+    return build_once(cache_root() / "embedded" / _fingerprint(), build,
+                      ready=lambda path: (path / "run.bm25.txt").exists())

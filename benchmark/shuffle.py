@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
+from .cache import build_once
 from .errors import BenchError
 
 MAX_BUCKETS = 512  # open files while dealing; 397M triples -> ~780k lines (~60 MB of text) per bucket
@@ -37,35 +36,27 @@ def buckets_for(count: int | None) -> int:
 
 def build(lines: Iterable[str], directory: Path, seed: int, buckets: int) -> Path:
     """Deal ``lines`` (without their newline) into ``buckets`` gzipped files under ``directory``, written to a
-    temporary directory and moved in place when complete (an interrupted build leaves nothing that reads)."""
-    if (directory / MANIFEST).is_file():
-        return directory
-    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    outs = [gzip.open(tmp / f"bucket-{i:04d}.gz", "wt", encoding="utf-8", compresslevel=1) for i in range(buckets)]
-    count = 0
-    try:
-        chunk: list[str] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) == DEAL_CHUNK:
-                count += _deal(chunk, count, seed, outs)
-                chunk = []
-        count += _deal(chunk, count, seed, outs)
-    except BaseException:
-        for out in outs:
-            out.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for out in outs:
-        out.close()
-    (tmp / MANIFEST).write_text(json.dumps({"seed": seed, "buckets": buckets, "lines": count}))
-    if directory.exists():  # another process finished the same shuffle first: keep its copy
-        shutil.rmtree(tmp)
-    else:
-        os.replace(tmp, directory)
-    return directory
+    temporary directory and moved in place when complete, once across processes sharing the cache
+    (:func:`benchmark.cache.build_once`): an interrupted build leaves nothing that reads."""
+    def deal(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        count = 0
+        outs = [gzip.open(tmp / f"bucket-{i:04d}.gz", "wt", encoding="utf-8", compresslevel=1)
+                for i in range(buckets)]
+        try:
+            chunk: list[str] = []
+            for line in lines:
+                chunk.append(line)
+                if len(chunk) == DEAL_CHUNK:
+                    count += _deal(chunk, count, seed, outs)
+                    chunk = []
+            count += _deal(chunk, count, seed, outs)
+        finally:
+            for out in outs:
+                out.close()
+        (tmp / MANIFEST).write_text(json.dumps({"seed": seed, "buckets": buckets, "lines": count}))
+
+    return build_once(directory, deal, ready=lambda path: (path / MANIFEST).is_file())
 
 
 def bucket_of(positions: np.ndarray, seed: int, buckets: int) -> np.ndarray:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from . import inputs, shuffle
 from .backbones import BackboneSpec, resolve_model_path
-from .cache import cache_file, cache_root
+from .cache import ScoreStore, build_once, cache_file, cache_root
 from .cache import digest as _digest
 from .collection import Collection, by_score
 from .config import CellConfig, TrainConfig
@@ -53,7 +52,6 @@ from .inference import Reranker
 from .losses import get_objective
 from .models import build_cross_encoder
 from .registry import Registry
-from .results import atomic_write_text
 from .samplers import TriplePool, TripleTable, get_sampler
 from .teachers import TEACHER_KINDS, TeacherSpec
 from .training import Targets, resolve_device, train_model, training_qids
@@ -113,21 +111,20 @@ Scorer = Callable[[TeacherSpec, TeacherContext, Any, list[str], list[str]], Any]
 
 def _cached_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, scorer: Scorer) -> dict[str, dict[str, float]]:
     """Scores of one teacher model on every (query, doc) of the pool. They are cached on disk per model + data hash
-    and only pairs the cache lacks are scored: the cells of a grid that share a seed share their groups, so the
-    first one scores and the rest read. (Two processes adding at once: the last write wins, the other's pairs are
-    scored again later; the file is never half-written.)"""
+    (:class:`benchmark.cache.ScoreStore`) and only pairs the cache lacks are scored: the cells of a grid that share a
+    seed share their groups, so the first one scores and the rest read, in this process or any other sharing the
+    cache. A cache an earlier version wrote as one JSON file is moved into the store on first use."""
     key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
                   spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name))
-    path = cache_root() / "teacher-scores" / f"{backbone.name}-{key}.json"
-    scores: dict[str, dict[str, float]] = json.loads(path.read_text()) if path.exists() else {}
-    missing = [(q, d) for q, docids in ctx.pool.items() for d in docids if d not in scores.get(q, {})]
-    if missing:
-        values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in missing],
-                        [ctx.collection.docs[d] for _, d in missing])
-        for (q, d), v in zip(missing, values):
-            scores.setdefault(q, {})[d] = round(float(v), 6)
-        atomic_write_text(path, json.dumps(scores))
-    return {q: {d: scores[q][d] for d in docids} for q, docids in ctx.pool.items()}
+    store = ScoreStore(cache_root() / "teacher-scores" / f"{backbone.name}-{key}.sqlite")
+    store.import_json(store.path.with_suffix(".json"))
+
+    def score(pairs: list[tuple[str, str]]) -> list[float]:
+        values = scorer(spec, ctx, backbone, [ctx.collection.queries[q] for q, _ in pairs],
+                        [ctx.collection.docs[d] for _, d in pairs])
+        return [round(float(v), 6) for v in values]
+
+    return store.fill(ctx.pool, score)
 
 
 def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
@@ -171,14 +168,16 @@ def teacher_run(spec: TeacherSpec, ctx: TeacherContext, data: Collection, candid
         key = _digest(scorer.__name__, backbone.to_dict(), repr(_finetune_config(spec, ctx, backbone)),
                       spec.finetune_objective, ctx.collection.meta.get("hash", ctx.collection.name),
                       data.meta.get("hash", data.name), candidates)
-        path = cache_root() / "teacher-runs" / f"{backbone.name}-{key}.json"
-        if not path.exists():
+
+        def run_file(tmp: Path) -> None:
             pairs = [(q, d) for q, docids in candidates.items() for d in docids]
             values = scorer(spec, ctx, backbone, [data.queries[q] for q, _ in pairs], [data.docs[d] for _, d in pairs])
             run: dict[str, dict[str, float]] = {}
             for (q, d), v in zip(pairs, values):
                 run.setdefault(q, {})[d] = float(v)
-            atomic_write_text(path, json.dumps(run))
+            tmp.write_text(json.dumps(run))
+
+        path = build_once(cache_root() / "teacher-runs" / f"{backbone.name}-{key}.json", run_file)
         per_model.append(json.loads(path.read_text()))
     return _ensemble(per_model).table
 
@@ -221,18 +220,16 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
         return model, tokenizer
     cfg = _finetune_config(spec, ctx, backbone)
     key = _digest(backbone.to_dict(), repr(cfg), spec.finetune_objective, ctx.collection.meta.get("hash"))
-    path = cache_root() / "teachers" / f"{backbone.name}-{key}.safetensors"
-    if path.exists():
-        model.load_state_dict(load_file(str(path)))
-        return model.eval(), tokenizer
-    train_model(model, tokenizer, ctx.collection, Targets(ctx.collection.qrels, "labels"),
-                get_objective(spec.finetune_objective), cfg, seed=0,
-                use_token_type_ids=backbone.token_type_ids, backbone_dtype=backbone.dtype,
-                desc=f"teacher {backbone.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-    os.replace(tmp, path)
+
+    def fine_tune(tmp: Path) -> None:
+        train_model(model, tokenizer, ctx.collection, Targets(ctx.collection.qrels, "labels"),
+                    get_objective(spec.finetune_objective), cfg, seed=0,
+                    use_token_type_ids=backbone.token_type_ids, backbone_dtype=backbone.dtype,
+                    desc=f"teacher {backbone.name}")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+
+    path = build_once(cache_root() / "teachers" / f"{backbone.name}-{key}.safetensors", fine_tune)
+    model.load_state_dict(load_file(str(path)))  # what every process sharing the cache reads
     return model.eval(), tokenizer
 
 

@@ -260,7 +260,9 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
 
     With ``checkpoint_dir`` and ``cfg.checkpoint_every`` > 0, state is saved every that many steps (with the best
     weights so far) and a rerun resumes from it: the epoch's groups and order are re-drawn from the saved generator
-    state, so the resumed run takes exactly the steps the uninterrupted one would have."""
+    state, so the resumed run takes exactly the steps the uninterrupted one would have, and its record's section is
+    the uninterrupted one's (``seconds`` and ``pairs_per_s`` count the time of every attempt's steps up to its last
+    checkpoint) plus ``resumed_from_step``."""
     from . import checkpoint
 
     device = resolve_device(cfg.device)
@@ -282,12 +284,14 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     pairs = step = first_epoch = skip = 0
     saving = checkpoint_dir is not None and cfg.checkpoint_every > 0
     resumed = checkpoint.load(checkpoint_dir, model, opt, sched, scaler) if saving else None
+    clock = 0.0  # seconds of training and validation before this process: a resumed run's clock goes on from there
     if resumed:
         rng.bit_generator.state = resumed["epoch_rng"]
         first_epoch, skip, step, pairs, curve = (resumed[k] for k in ("epoch", "batch", "step", "pairs", "curve"))
         best.restore(resumed.get("best"), checkpoint.load_best(checkpoint_dir))
+        clock, best.seconds = resumed.get("seconds", 0.0), resumed.get("validation_seconds", 0.0)
     last_epoch = first_epoch if step else -1
-    start = time.perf_counter()
+    start = time.perf_counter() - clock
     bar = Progress(total, desc, "steps", initial=step)
     for s in training_steps(collection, qids, cfg, rng, pool, first_epoch=first_epoch, skip=skip, done=step):
         last_epoch = s.epoch
@@ -317,7 +321,9 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         if saving and step % cfg.checkpoint_every == 0:
             checkpoint.save(checkpoint_dir, model, opt, sched, scaler,
                             {"epoch": s.epoch, "batch": s.batch + 1, "epoch_rng": s.epoch_rng, "step": step,
-                             "pairs": pairs, "curve": curve, "best": best.state()}, best=best.weights)
+                             "pairs": pairs, "curve": curve, "best": best.state(),
+                             "seconds": time.perf_counter() - start, "validation_seconds": best.seconds},
+                            best=best.weights)
     bar.close()
     if best.validate and best.last_step != step:  # the final weights are a candidate too
         best.check(model, step)
