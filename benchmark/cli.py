@@ -70,8 +70,16 @@ def _run_parser(prog: str = "run_grid.py") -> argparse.ArgumentParser:
                                 epilog="Re-render a report without running: run_grid.py report [RESULTS_DIR]")
     _selection(p)
     _run_options(p)
-    p.add_argument("--executor", default="local", help="local (default) or ray")
-    p.add_argument("--address", default=None, help="Ray cluster address for --executor ray")
+    cluster = p.add_argument_group("executor", "where cells run (each overrides the grid's [executor] table)")
+    cluster.add_argument("--executor", default=None, help="local (default), ray or slurm")
+    cluster.add_argument("--address", default=None, help="Ray cluster address for --executor ray (e.g. auto)")
+    cluster.add_argument("--gpus-per-cell", type=float, default=None, metavar="N",
+                         help="GPUs each cell asks for (Ray num_gpus, SLURM GPUs per job; default 0)")
+    cluster.add_argument("--cpus-per-cell", type=float, default=None, metavar="N",
+                         help="CPUs each cell asks for (Ray num_cpus, SLURM cpus-per-task; default 1)")
+    cluster.add_argument("--slurm-partition", default=None, metavar="NAME", help="SLURM partition of the jobs")
+    cluster.add_argument("--slurm-time", type=int, default=None, metavar="MINUTES",
+                         help="SLURM time limit per cell (default 1440; a cell past it is requeued and resumes)")
     p.add_argument("--dry-run", action="store_true", help="list the cells, what they need and what would be refused; "
                    "run nothing")
     p.add_argument("--rehearse", action="store_true",
@@ -206,11 +214,27 @@ def _run(args: argparse.Namespace) -> int:
         return _dry_run(experiment, Path(args.results), only)
     if args.rehearse:
         return _rehearse(args, experiment, only)
+    executor = executor_config(experiment, args)
     print(f"grid {experiment.name}: {len(experiment.cells)} cell(s) from {args.grid} -> {args.results}/"
           f"{experiment.name}/")
-    options = {"address": args.address} if args.address else {}
-    return _run_and_report(experiment, args, Path(args.results), Path(args.reports), only,
-                           executor=args.executor, executor_options=options)
+    return _run_and_report(experiment, args, Path(args.results), Path(args.reports), only, executor=executor)
+
+
+# rdb run flag -> [executor] key
+EXECUTOR_FLAGS = {"executor": "name", "address": "address", "gpus_per_cell": "gpus_per_cell",
+                  "cpus_per_cell": "cpus_per_cell", "slurm_partition": "partition", "slurm_time": "time_min"}
+
+
+def executor_config(experiment, args: argparse.Namespace):
+    """The grid's ``[executor]`` with the flags given on the command line on top, its executor name checked."""
+    import dataclasses
+
+    from .executors import get_executor
+
+    given = {key: getattr(args, flag) for flag, key in EXECUTOR_FLAGS.items() if getattr(args, flag) is not None}
+    config = dataclasses.replace(experiment.executor, **given)
+    get_executor(config.name)
+    return config
 
 
 def _run_and_report(experiment, args: argparse.Namespace, results: Path, reports: Path, only, **run_options) -> int:
@@ -270,7 +294,8 @@ def _rehearse(args: argparse.Namespace, experiment, only) -> int:
     with rehearse(experiment, root / "inputs" / experiment.name) as toy:
         print(f"rehearsal of {experiment.name}: {len(toy.cells)} cell(s) at toy scale -> {root / 'results'}/"
               f"{experiment.name}/")
-        return _run_and_report(toy, args, root / "results", root / "reports", only)
+        # toy cells run here, whatever the grid's [executor] says
+        return _run_and_report(toy, args, root / "results", root / "reports", only, executor="local")
 
 
 def _report_options(experiment) -> dict:

@@ -1,7 +1,7 @@
 """Typed experiment config: TOML -> validated dataclasses -> grid cells, each with a stable hash.
 
 A grid TOML has ``[experiment]`` (name, description), ``[grid]`` (axes: each value a list, crossed in file order),
-``[train]`` and ``[eval]`` defaults, optional ``[report]`` settings and optional extra rows
+``[train]`` and ``[eval]`` defaults, optional ``[report]`` and ``[executor]`` settings and optional extra rows
 ``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid only.
 Axes are ``backbone``, ``objective``, ``teacher``, ``seed`` and any ``train.<field>`` (e.g. ``train.max_queries`` for
 the label-budget curve, ``train.negatives`` for the negatives source, ``train.group_size``).
@@ -238,6 +238,37 @@ class CellConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """``[executor]``: where a grid's cells run and what each asks its scheduler for (``rdb run`` flags override
+    it). No part of a cell's config hash: a cell computed on another machine is the same cell. ``name`` is an
+    ``EXECUTORS`` row (``benchmark.executors``, checked when the grid runs)."""
+
+    name: str = "local"
+    gpus_per_cell: float = 0  # Ray ``num_gpus`` / SLURM GPUs per job: the devices a cell sees (CUDA_VISIBLE_DEVICES)
+    cpus_per_cell: float = 1  # Ray ``num_cpus`` / SLURM ``cpus_per_task``
+    resources: dict[str, float] = field(default_factory=dict)  # Ray custom resources per cell, e.g. {a100 = 1}
+    retries: int = 3  # starts again after a lost worker, node or job (Ray max_retries, submitit max_num_timeout)
+    address: str | None = None  # Ray cluster address ("auto": the cluster this machine belongs to)
+    partition: str | None = None  # SLURM partition
+    time_min: int = 24 * 60  # SLURM time limit per cell (a cell past it is requeued and resumes its checkpoint)
+    mem_gb: float | None = None  # SLURM memory per job
+    slurm: dict[str, Any] = field(default_factory=dict)  # further sbatch settings (account, qos, constraint, ...)
+    cluster: Literal["slurm", "local", "debug"] = "slurm"  # submitit's scheduler: local runs jobs as processes here
+
+    def __post_init__(self) -> None:
+        typed.check_choices(self, "executor.")
+        for name in ("gpus_per_cell", "retries"):
+            if getattr(self, name) < 0:
+                raise BenchError(f"executor.{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("cpus_per_cell", "time_min", *(["mem_gb"] if self.mem_gb is not None else [])):
+            if getattr(self, name) <= 0:
+                raise BenchError(f"executor.{name} must be positive, got {getattr(self, name)}")
+        for key, amount in self.resources.items():
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+                raise BenchError(f"executor.resources.{key} must be a positive number, got {amount!r}")
+
+
+@dataclass(frozen=True)
 class Experiment:
     name: str
     description: str
@@ -245,6 +276,7 @@ class Experiment:
     cells: list[CellConfig]
     report: dict[str, Any]
     source: str | None = None
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
 ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
@@ -253,7 +285,7 @@ ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
     "datasets": (DATASETS, DatasetSpec),
 }
 CELL_AXES = ("backbone", "objective", "teacher", "seed")
-TOP_KEYS = {"experiment", "grid", "train", "eval", "report", *ROW_SECTIONS}
+TOP_KEYS = {"experiment", "grid", "train", "eval", "report", "executor", *ROW_SECTIONS}
 
 
 class _Rows:
@@ -432,7 +464,8 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
     if len(set(ids)) != len(ids):
         raise BenchError("the grid lists the same cell twice (duplicate values in an axis?)")
     return Experiment(name=name, description=str(meta.get("description", "")), axes=axes, cells=cells,
-                      report=report, source=source)
+                      report=report, source=source, executor=typed.build(ExecutorConfig, doc.get("executor", {}),
+                                                                         "executor"))
 
 
 def reranked_depths(cell: CellConfig) -> list[tuple[str, int, str]]:

@@ -28,7 +28,7 @@ from safetensors.torch import load_file
 from .artifacts import CellOutputs
 from .cell import load, now, provenance, run_cell
 from .checkpoint import remove
-from .config import CellConfig, Experiment, Only, check_only
+from .config import CellConfig, ExecutorConfig, Experiment, Only, check_only
 from .dataset_rows import SOURCES
 from .errors import BenchError
 from .executors import get_executor
@@ -243,9 +243,13 @@ def select_cells(experiment: Experiment, results_dir: Path, *, force: bool = Fal
     return [c for c in chosen if c not in done], done
 
 
-def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "local", force: bool = False,
-             only: Only | None = None, executor_options: dict[str, Any] | None = None,
-             echo: Callable[[str], None] = print) -> GridSummary:
+def run_grid(experiment: Experiment, results_dir: Path, *, executor: str | ExecutorConfig | None = None,
+             force: bool = False, only: Only | None = None, echo: Callable[[str], None] = print) -> GridSummary:
+    """Run the cells to run, through ``executor`` (default: the grid's ``[executor]``; a name: that executor with
+    the grid's settings)."""
+    if not isinstance(executor, ExecutorConfig):
+        executor = dataclasses.replace(experiment.executor, **({"name": executor} if executor else {}))
+    run = get_executor(executor.name)
     todo, done = select_cells(experiment, results_dir, force=force, only=only)
     chosen = dataclasses.replace(experiment, cells=todo)  # the inputs of the cells that will run
     check_inputs(chosen)
@@ -264,13 +268,12 @@ def run_grid(experiment: Experiment, results_dir: Path, *, executor: str = "loca
         if state == "stale":
             echo(f"{cell.cell_id}: {why}")
         runnable.append(cell)
-    run = get_executor(executor)
     started = time.perf_counter()
 
     def on_start(cell: CellConfig) -> None:
         echo(f"running {axes_label(cell.axes)} ({len(runnable) - len(summary.ran)} cell(s) left)")
 
-    for record in run(runnable, str(results_dir), execute_cell, on_start=on_start, **(executor_options or {})):
+    for record in run(runnable, str(results_dir), execute_cell, executor, on_start=on_start):
         summary.ran.append(record)
         left = len(runnable) - len(summary.ran)
         per_cell = (time.perf_counter() - started) / len(summary.ran)

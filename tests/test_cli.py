@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
     (["/nonexistent.toml"], "cannot read grid file '/nonexistent.toml'"),
     (["experiments/smoke.toml", "--only", "backbone"], "--only expects AXIS=VALUE"),
     (["experiments/smoke.toml", "--only", "backbone=nope", "--dry-run"], "no cell has backbone 'nope'"),
-    (["experiments/smoke.toml", "--executor", "slurm"], "unknown executor 'slurm'"),
+    (["experiments/smoke.toml", "--executor", "pbs"], "unknown executor 'pbs'"),
+    (["experiments/smoke.toml", "--gpus-per-cell", "-1"], "executor.gpus_per_cell must be >= 0, got -1.0"),
     (["report", "/nonexistent-results"], "results directory '/nonexistent-results' does not exist"),
 ])
 def test_bad_input_is_one_line_on_stderr(args, culprit, capsys, monkeypatch):
