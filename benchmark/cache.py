@@ -191,7 +191,7 @@ class ScoreStore:
     def fill(self, pool: Mapping[str, list[str]], score: Callable[[list[Pair]], Iterable[float]]
              ) -> dict[str, dict[str, float]]:
         """Scores of every pair of ``pool``: the stored ones, and ``score(missing pairs)`` for the rest, inserted
-        (insert-or-ignore) before they are returned."""
+        (insert-or-ignore) before they are returned; each insert prints one ``cache: added`` line on stderr."""
         found = self.get(pool)
         if not _missing(pool, found):
             return found
@@ -201,6 +201,7 @@ class ScoreStore:
             if missing:
                 values = [float(v) for v in score(missing)]
                 self._insert(zip(missing, values))
+                print(f"cache: added {len(missing)} score(s) to {self.path}", file=sys.stderr)
                 for (q, d), v in zip(missing, values):
                     found.setdefault(q, {})[d] = v
         return found

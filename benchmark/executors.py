@@ -120,9 +120,11 @@ def slurm_executor(cells: Sequence[CellConfig], results_dir: str, execute: Execu
         import submitit  # optional: the [slurm] extra
     except ImportError:
         raise BenchError("--executor slurm needs submitit: pip install 'rerank-distill-bench[slurm]'") from None
+    if not cells:
+        return
     config = config or ExecutorConfig(name="slurm")
     results = str(Path(results_dir).resolve())  # jobs start in another directory
-    experiment = cells[0].experiment if cells else "grid"
+    experiment = cells[0].experiment
     try:
         # requeues after a time-out or preemption: ``retries``
         executor = submitit.AutoExecutor(folder=Path(results) / ".submitit" / "%j", cluster=config.cluster,

@@ -84,3 +84,13 @@ def write_toml(path: Path, doc: dict[str, Any]) -> Path:
     """Write ``doc`` as a TOML file at ``path`` and return ``path``."""
     path.write_text(toml_text(doc), encoding="utf-8")
     return path
+
+
+def computed(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without what depends on when and where its cell ran: latency, provenance, the training clock and
+    whether training resumed. Two runs of one cell on one kind of CPU compute the rest alike."""
+    out = {k: v for k, v in record.items() if k not in ("latency", "provenance")}
+    train = {k: v for k, v in out["train"].items() if k not in ("seconds", "pairs_per_s", "resumed_from_step")}
+    if "validation" in train:
+        train["validation"] = {k: v for k, v in train["validation"].items() if k != "seconds"}
+    return {**out, "train": train}
