@@ -60,13 +60,18 @@ def forwarded_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k in FORWARDED_ENV or k.startswith(FORWARDED_PREFIX)}
 
 
+# A cell that asked for no GPU sees none (Ray and SLURM leave CUDA_VISIBLE_DEVICES alone then), so a CPU cell on a
+# GPU node does not take a device the scheduler gave another cell.
+NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
+
+
 def ray_options(config: ExecutorConfig) -> dict[str, Any]:
     """The Ray task options of one cell: its CPUs and GPUs (Ray sets ``CUDA_VISIBLE_DEVICES`` to the GPUs it grants,
-    so a cell sees only its own), custom resources, retries after a lost worker or node, and the environment
-    (:data:`FORWARDED_ENV`, ``RDB_*``)."""
+    so a cell sees only its own; none without a GPU request), custom resources, retries after a lost worker or
+    node, and the environment (:data:`FORWARDED_ENV`, ``RDB_*``)."""
+    env = {**forwarded_env(), **({} if config.gpus_per_cell else NO_GPU)}
     return {"num_cpus": config.cpus_per_cell, "num_gpus": config.gpus_per_cell, "resources": dict(config.resources),
-            "max_retries": config.retries, "retry_exceptions": False,
-            "runtime_env": {"env_vars": forwarded_env()}}
+            "max_retries": config.retries, "retry_exceptions": False, "runtime_env": {"env_vars": env}}
 
 
 @EXECUTORS.register("ray")
@@ -137,7 +142,8 @@ def slurm_executor(cells: Sequence[CellConfig], results_dir: str, execute: Execu
     except NameError as err:  # submitit names the unknown sbatch setting and lists the known ones
         raise BenchError(f"executor.slurm: {str(err).splitlines()[0]}") from None
     with executor.batch():
-        jobs = [executor.submit(_SlurmCell(execute), cell, results) for cell in cells]
+        jobs = [executor.submit(_SlurmCell(execute, {} if config.gpus_per_cell else NO_GPU), cell, results)
+                for cell in cells]
     for cell in cells if on_start else ():
         on_start(cell)
     pending = dict(zip(jobs, cells))
@@ -155,10 +161,11 @@ class _SlurmCell:
     same cell, which resumes from its checkpoint). Defined without subclassing submitit's ``Checkpointable`` so
     this module imports without submitit."""
 
-    def __init__(self, execute: Execute) -> None:
-        self.execute = execute
+    def __init__(self, execute: Execute, env: dict[str, str]) -> None:
+        self.execute, self.env = execute, env
 
     def __call__(self, cell: CellConfig, results_dir: str) -> dict[str, Any]:
+        os.environ.update(self.env)  # before the cell first touches CUDA
         return self.execute(cell, results_dir)
 
     def checkpoint(self, cell: CellConfig, results_dir: str) -> Any:

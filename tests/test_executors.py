@@ -86,6 +86,9 @@ def test_ray_task_asks_for_the_cells_gpus_cpus_and_resources(monkeypatch):
         "num_gpus": 1, "num_cpus": 4, "resources": {"node_b": 1}, "max_retries": 2, "retry_exceptions": False}
     env = options["runtime_env"]["env_vars"]
     assert env["RDB_CACHE"] == "/shared/cache" and env["HF_HUB_OFFLINE"] == "1" and "UNRELATED_SECRET" not in env
+    assert "CUDA_VISIBLE_DEVICES" not in env  # Ray sets it to the granted GPU
+    cpu_only = ray.remote(**ray_options(ExecutorConfig(name="ray")))(execute_cell)._default_options
+    assert cpu_only["num_gpus"] == 0 and cpu_only["runtime_env"]["env_vars"]["CUDA_VISIBLE_DEVICES"] == ""
 
 
 def test_slurm_job_parameters():

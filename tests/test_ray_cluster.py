@@ -167,3 +167,24 @@ def test_grid_survives_a_node_killed_mid_cell(tmp_path, cluster):
     assert [cid for cid, step in resumed.items() if step] == killed
     for cid, record in records.items():
         assert computed(record) == computed(reference[cid]), cid
+
+
+def test_a_cell_whose_worker_dies_for_good_is_a_failed_record_left_unwritten(tmp_path):
+    from benchmark.config import ExecutorConfig
+    from benchmark.executors import get_executor
+
+    cell = load_experiment(write_toml(tmp_path / "cluster.toml", DOC)).cells[0]
+
+    def die(cell, results_dir):
+        os._exit(3)  # the worker process gone, as an out-of-memory kill leaves it
+
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        records = list(get_executor("ray")([cell], str(tmp_path / "results"), die,
+                                           ExecutorConfig(name="ray", retries=0)))
+    finally:
+        ray.shutdown()
+    assert [(r["cell_id"], r["status"]) for r in records] == [(cell.cell_id, "failed")]
+    assert records[0]["error"]["message"].startswith("the cell's worker was lost (")
+    assert records[0]["error"]["message"].endswith("); rerun the grid to resume it")
+    assert not (tmp_path / "results").exists()
