@@ -150,12 +150,14 @@ def test_grid_survives_a_node_killed_mid_cell(tmp_path, cluster):
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_node_b_once_a_cell_checkpoints)
+    started = time.perf_counter()
     killer.start()
     try:
         summary = run_grid(experiment, results, echo=lambda _: None,
                            executor=dataclasses.replace(experiment.executor, name="ray", address=cluster.address))
     finally:
         killer.join()
+    print(f"cluster run: {time.perf_counter() - started:.0f} s")
     assert len(killed) == 1, "the kill should land while exactly one cell trains"
     assert not summary.failures and len(summary.ran) == 2
     files = sorted(p.name for p in (results / "cluster").iterdir() if p.suffix == ".json")
@@ -165,6 +167,8 @@ def test_grid_survives_a_node_killed_mid_cell(tmp_path, cluster):
     resumed = {cid: r["train"].get("resumed_from_step") for cid, r in records.items()}
     assert 0 < resumed[killed[0]] < records[killed[0]]["train"]["steps"]  # from its checkpoint, not step 0
     assert [cid for cid, step in resumed.items() if step] == killed
+    print(f"killed node_b while {killed[0]} trained; it resumed at step {resumed[killed[0]]} of "
+          f"{records[killed[0]]['train']['steps']} on node_c")  # shown with pytest -s: the run's account
     for cid, record in records.items():
         assert computed(record) == computed(reference[cid]), cid
 
