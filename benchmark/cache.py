@@ -100,11 +100,11 @@ def _remove(path: Path) -> None:
 class RunStore:
     """First-stage candidates of single queries, kept in a JSON-lines file (``{"qid", "run", "sha"}``).
 
-    Each append holds the store's lock (:func:`lock`) and writes its lines in one ``write`` call, so processes
-    sharing the cache (Ray workers, SLURM jobs) add queries side by side, on a network filesystem too, where
-    ``O_APPEND`` alone does not keep two writers apart. ``sha`` is a checksum of the line's run: a line that does not parse or whose run does not
-    match it (a write cut short, a full disk, a damaged file, a line of an older layout) is not read, and that query
-    is searched again and appended. Two lines for one query hold the same deterministic run."""
+    Each append holds the store's lock (:func:`lock`) and writes its lines at once, so processes sharing the cache
+    (Ray workers, SLURM jobs) add queries side by side, on a network filesystem too, where ``O_APPEND`` alone does
+    not keep two writers apart. ``sha`` is a checksum of the line's run: a line that does not parse or whose run
+    does not match it (a write cut short, a full disk, a damaged file, a line of an older layout) is not read, and
+    that query is searched again and appended. Two lines for one query hold the same deterministic run."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -62,7 +62,7 @@ def test_lookup(benchmark, full, size):
 
 
 def test_add_new_pairs_to_a_full_store(benchmark, full, tmp_path, size):
-    store, pool = full
+    store, _ = full
     new = _pool(NEW // 100, start=size // 100)
 
     def copy():
