@@ -81,9 +81,14 @@ class CellOutputs:
             self.discard()
             raise BenchError(f"cannot write {str(self.targets[kind])!r}: {err.strerror or err}") from None
 
+    @property
+    def experiment_dir(self) -> Path:
+        """The directory of the cell's record (and of what its experiment's cells share)."""
+        return self.targets[RUNS].parent
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the experiment directory (where the record lies), as records name files."""
-        return path.relative_to(self.targets[RUNS].parent).as_posix()
+        return path.relative_to(self.experiment_dir).as_posix()
 
     def stage_run(self, dataset: str, run: Run, tag: str) -> str:
         """Stage ``run`` (the one evaluated on ``dataset``); returns the name it will have beside the record."""

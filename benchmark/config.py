@@ -46,6 +46,11 @@ class TrainConfig:
     sampler: Annotated[str, SAMPLERS] = "groups"  # how groups are built (benchmark/samplers.py)
     negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement
     epochs: int = 3  # 0: an eval-only row (as ``skip``)
+    # A cross-encoder teacher row whose (fine-tuned) first model the student starts from: every weight whose name and
+    # shape the student shares (embeddings, its first layers, the head), as layer-dropped students are initialised
+    # (Sajjad et al. 2023, arXiv 2004.03844: dropping the top layers works best); None: the backbone row's own
+    # checkpoint
+    init_from: str | None = None
     # Eval-only: the backbone row's checkpoint (a released reranker, or a saved student's ``<cell>.model``
     # directory) is evaluated as it is, through the same first stage, measures, latency and report. The other
     # [train] fields of such a row are recorded (how the checkpoint was trained, for "ours vs paper"), not run.
@@ -172,6 +177,9 @@ DEFAULT_PRECISION = ("fp32",)
 class EvalConfig:
     datasets: tuple[str, ...] = ("embedded-test",)
     top_k: int = 100  # rerank the first-stage top-k
+    # More rerank depths (each < top_k) measured from the same scores: the top-d of the first stage, reordered by the
+    # model, without retraining; each depth is also an operating point timed once (benchmark.operating_points)
+    depths: tuple[int, ...] = ()
     batch_size: int = 64
     max_length: int | None = None  # None: as in training
     latency_queries: int = 10  # queries timed for latency (100 candidates each)
@@ -189,6 +197,10 @@ class EvalConfig:
             raise BenchError(f"eval.precision must list distinct precisions, got {list(self.precision)}")
 
         _positive(self, "top_k", "batch_size", "latency_queries", "latency_repeats")
+        if any(d <= 0 or d >= self.top_k for d in self.depths) or len(set(self.depths)) != len(self.depths):
+            raise BenchError(f"eval.depths must list distinct depths between 1 and eval.top_k - 1 = {self.top_k - 1}, "
+                             f"got {list(self.depths)}")
+        object.__setattr__(self, "depths", tuple(sorted(self.depths)))
         object.__setattr__(self, "measures", parse_measures(self.measures, "eval.measures"))
         if not self.datasets:
             raise BenchError("eval.datasets must name at least one dataset")
@@ -209,12 +221,13 @@ class CellConfig:
     backbone: BackboneSpec
     objective: str
     teacher: TeacherSpec
-    teacher_models: dict[str, BackboneSpec]  # the backbone rows the teacher's models name, resolved
+    teacher_models: dict[str, BackboneSpec]  # the backbone rows the teacher's (and init teacher's) models name
     seed: int
     train: TrainConfig
     eval: EvalConfig
     datasets: dict[str, DatasetSpec]  # every dataset row the cell reads (train + eval), resolved
     axes: dict[str, Any] = field(default_factory=dict)  # the grid coordinates of this cell
+    init_teacher: TeacherSpec | None = None  # train.init_from, resolved
     report: dict[str, Any] = field(default_factory=dict)  # the grid's [report] settings, so records re-render alike
     # A rehearsed cell (benchmark.rehearsal): the resolved config of the real cell it stands in for, so the report
     # compares that cell's protocol with published rows. Empty for a real cell.
@@ -222,6 +235,11 @@ class CellConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
+
+    @property
+    def depths(self) -> tuple[int, ...]:
+        """Every rerank depth the cell measures, deepest (``eval.top_k``) last."""
+        return (*self.eval.depths, self.eval.top_k)
 
     @property
     def config_hash(self) -> str:
@@ -411,12 +429,14 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         names = [*([] if train.eval_only else [train.dataset, *train.validation_datasets]),
                  *eval_cfg.datasets]
         teacher = rows.get("teachers", point.get("teacher", "labels"))
+        init = _init_teacher(rows, train)
+        models = {m: _teacher_model(rows, t, m) for t in (teacher, *([init] if init else [])) for m in t.models}
         cells.append(CellConfig(
             experiment=name,
             backbone=rows.get("backbones", point.get("backbone", "bert-tiny")),
             objective=objective,
             teacher=teacher,
-            teacher_models={m: _teacher_model(rows, teacher, m) for m in teacher.models},
+            teacher_models=models, init_teacher=init,
             seed=point.get("seed", 0),
             train=train,
             eval=eval_cfg,
@@ -458,6 +478,17 @@ def check_depths(cell: CellConfig) -> None:
         if depth > top_k:
             raise BenchError(f"cell {cell.cell_id}: {name} = {depth} is deeper than the first stage of dataset "
                              f"{dataset!r} (top_k = {top_k}): set that row's top_k >= {depth} or lower {name}")
+
+
+def _init_teacher(rows: _Rows, train: TrainConfig) -> TeacherSpec | None:
+    """The teacher row ``train.init_from`` names; it must score with models (a cross-encoder row)."""
+    if train.init_from is None or train.eval_only:
+        return None
+    spec = rows.get("teachers", train.init_from)
+    if spec.kind != "cross-encoder":
+        raise BenchError(f"train.init_from = {train.init_from!r}: a student starts from a cross-encoder teacher's "
+                         f"model, not a {spec.kind} teacher")
+    return spec
 
 
 def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpec:

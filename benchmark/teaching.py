@@ -207,7 +207,8 @@ def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     which ties candidates the fp32 teacher orders)."""
     base = ctx.cell.train
     cuda = resolve_device(base.device).type == "cuda"
-    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
+    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=spec.finetune_group_size or base.group_size,
+                       negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
                        batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr,
                        max_length=base.max_length,
@@ -234,6 +235,14 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
     os.replace(tmp, path)
     return model.eval(), tokenizer
+
+
+def initial_weights(spec: TeacherSpec, ctx: TeacherContext) -> tuple[str, dict[str, Any]]:
+    """(backbone row, state dict) of a cross-encoder teacher's first model as the teacher scores with it
+    (fine-tuned first where the row asks, cached like its scores): what a ``train.init_from`` student starts from."""
+    backbone = ctx.backbone_of(spec.models[0])
+    model, _ = _teacher_model(spec, ctx, backbone)
+    return backbone.name, model.state_dict()
 
 
 def teacher_file(spec: TeacherSpec) -> Path | None:
