@@ -230,7 +230,7 @@ def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: Tea
     data, qids, view = rerank_candidates(cell, name)
     spec, measures = cell.datasets[name], measures_of(cell, name)
     first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
-    reranked = fold_passages(reranker.rerank(view, qids, k=None), data)
+    reranked = fold_passages(reranker.rerank(view, qids, k=None, desc=f"rerank {name}"), data)
     agg, per_q = evaluate(reranked, data.qrels, measures, name=name)
     fs_agg, _ = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)), name=f"{name} first stage")
     sizes = [len(c) for c in view.run.values()]
@@ -272,8 +272,9 @@ def latency_inputs(cell: CellConfig, first: Evaluated) -> tuple[list[tuple[str, 
 def precision_quality(name: str, fp32_ndcg: float, view: Collection, data: Collection, qids: list[str]):
     """nDCG@10 of a reranker on the candidates ``view`` holds for ``qids`` (the cell's first eval dataset)."""
     def score(reranker) -> float:
-        agg, _ = evaluate(fold_passages(reranker.rerank(view, qids, k=None), data), data.qrels, ["nDCG@10"],
-                          name=f"{name} ({reranker.precision})")
+        label = f"{name} ({reranker.precision})"
+        agg, _ = evaluate(fold_passages(reranker.rerank(view, qids, k=None, desc=f"rerank {label}"), data),
+                          data.qrels, ["nDCG@10"], name=label)
         return agg["nDCG@10"]
 
     return QualityCheck(name, fp32_ndcg, score)

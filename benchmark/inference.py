@@ -28,6 +28,7 @@ import torch
 from .collection import Collection, Run
 from .fastpath import first_logits
 from .precisions import get_precision
+from .progress import Progress
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Pairs tokenized and padded at once: bounds the padded id arrays (3 x 8192 x 512 int64 = 100 MB at most) when a
@@ -202,15 +203,16 @@ class Reranker:
         self.dtype = dtype
         self.use_token_type_ids = use_token_type_ids
 
-    def score(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
-        """One float32 score per pair, in input order."""
+    def score(self, queries: Sequence[str], docs: Sequence[str], desc: str | None = None) -> np.ndarray:
+        """One float32 score per pair, in input order; ``desc`` names the stage's progress (None: silent)."""
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
-        chunks = [self._score_chunk(queries[i:i + CHUNK_PAIRS], docs[i:i + CHUNK_PAIRS])
-                  for i in range(0, len(queries), CHUNK_PAIRS)]
+        with Progress(len(queries), desc, "pairs") as bar:
+            chunks = [self._score_chunk(queries[i:i + CHUNK_PAIRS], docs[i:i + CHUNK_PAIRS], bar)
+                      for i in range(0, len(queries), CHUNK_PAIRS)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
-    def _score_chunk(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
+    def _score_chunk(self, queries: Sequence[str], docs: Sequence[str], bar: Progress) -> np.ndarray:
         # One tokenizer call pads every pair to the chunk's longest (right padding); each length-sorted batch then
         # takes only the columns up to its own longest pair: dynamic padding without per-row Python work.
         enc = _tokenize(self.tokenizer, queries, docs, self.max_length, "np", self.max_query_length,
@@ -227,14 +229,16 @@ class Reranker:
             for rows, width in batches:
                 batch = {k: v[rows, :width].to(self.device, non_blocking=True) for k, v in arrays.items()}
                 scores[rows] = self.logits(**batch).float()
+                bar.update(len(order[rows]))
         out = np.empty(len(order), dtype=np.float32)
         out[order] = scores.cpu().numpy()
         return out
 
-    def rerank(self, collection: Collection, qids: Iterable[str], k: int = 100) -> Run:
-        """Rerank each query's first-stage top-k; returns an ir_measures-style run of the model's scores."""
+    def rerank(self, collection: Collection, qids: Iterable[str], k: int = 100, desc: str | None = None) -> Run:
+        """Rerank each query's first-stage top-k; returns an ir_measures-style run of the model's scores (``desc``:
+        as for :meth:`score`)."""
         pairs = [(q, d) for q in qids for d in collection.ranked(q, k)]
-        scores = self.score([collection.queries[q] for q, _ in pairs], [collection.docs[d] for _, d in pairs])
+        scores = self.score([collection.queries[q] for q, _ in pairs], [collection.docs[d] for _, d in pairs], desc)
         run: Run = {}
         for (q, d), s in zip(pairs, scores):
             run.setdefault(q, {})[d] = float(s)
