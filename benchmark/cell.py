@@ -37,10 +37,11 @@ from .results import SCHEMA_VERSION, axes_label
 from .teaching import TeacherContext, compute_targets, teacher_run, teacher_setup
 
 
-def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
-             outputs: CellOutputs | None = None) -> dict[str, Any]:
+def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None, outputs: CellOutputs | None = None,
+             track: training.Track | None = None) -> dict[str, Any]:
     """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
-    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
+    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there;
+    ``track`` gets the training curves (``training.train_model``)."""
     started = now()
     for name in cell.eval.datasets:  # an eval set that cannot be loaded (offline, missing) fails before training
         load(cell, name)
@@ -48,7 +49,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, require_head=True)
         ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}
     else:
-        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
+        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir, track)
 
     reranker = cell_reranker(model, tokenizer, cell)
     evaluated = [rerank_and_measure(cell, name, reranker, ctx, outputs) for name in cell.eval.datasets]
@@ -146,7 +147,7 @@ def teach(cell: CellConfig) -> tuple[Collection, TeacherContext, training.Target
     return train_data, ctx, compute_targets(cell.teacher, ctx)
 
 
-def train_student(cell: CellConfig, checkpoint_dir: Path | None):
+def train_student(cell: CellConfig, checkpoint_dir: Path | None, track: training.Track | None = None):
     """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
     holding the weights it is evaluated with (the best validated step when the cell validates). A CUDA
     out-of-memory error is retried once with half the micro-batch and twice the accumulation (the effective batch
@@ -159,7 +160,7 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
         stats = training.train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
                                      seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
                                      backbone_dtype=cell.backbone.dtype, desc=axes_label(cell.axes),
-                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
+                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer), track=track)
         return model, tokenizer, stats
 
     try:
@@ -305,6 +306,8 @@ def provenance(started: str) -> dict[str, Any]:
 def stage_student(record: dict[str, Any], cell: CellConfig, outputs: CellOutputs, model, tokenizer) -> None:
     """By ``should_save_model``, stage the student with its model card; the record names it under ``model``."""
     if should_save_model(cell):
+        length = scoring_max_length(cell)
         record["model"] = outputs.stage_model(
-            model, tokenizer, max_length=scoring_max_length(cell), token_type_ids=cell.backbone.token_type_ids,
-            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}))
+            model, tokenizer, max_length=length, token_type_ids=cell.backbone.token_type_ids,
+            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}, length),
+            precisions=cell.eval.precision)

@@ -1,7 +1,7 @@
 """Typed experiment config: TOML -> validated dataclasses -> grid cells, each with a stable hash.
 
 A grid TOML has ``[experiment]`` (name, description), ``[grid]`` (axes: each value a list, crossed in file order),
-``[train]`` and ``[eval]`` defaults, optional ``[report]`` settings and optional extra rows
+``[train]`` and ``[eval]`` defaults, optional ``[report]`` and ``[tracking]`` settings and optional extra rows
 ``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid only.
 Axes are ``backbone``, ``objective``, ``teacher``, ``seed`` and any ``train.<field>`` (e.g. ``train.max_queries`` for
 the label-budget curve, ``train.negatives`` for the negatives source, ``train.group_size``).
@@ -33,6 +33,7 @@ from .precisions import get_precision
 from .registry import Registry
 from .samplers import SAMPLERS
 from .teachers import TEACHER_KINDS, TEACHERS, TeacherSpec
+from .trackers import TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ class CellConfig:
     # A rehearsed cell (benchmark.rehearsal): the resolved config of the real cell it stands in for, so the report
     # compares that cell's protocol with published rows. Empty for a real cell.
     origin: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where curves also go (benchmark.tracking)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -226,7 +228,7 @@ class CellConfig:
     @property
     def config_hash(self) -> str:
         payload = self.to_dict()
-        for volatile in ("experiment", "axes", "report", "origin"):  # identical work under another name: same cell
+        for volatile in ("experiment", "axes", "report", "origin", "tracking"):  # the same work: the same cell
             payload.pop(volatile)
         payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -253,7 +255,7 @@ ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
     "datasets": (DATASETS, DatasetSpec),
 }
 CELL_AXES = ("backbone", "objective", "teacher", "seed")
-TOP_KEYS = {"experiment", "grid", "train", "eval", "report", *ROW_SECTIONS}
+TOP_KEYS = {"experiment", "grid", "train", "eval", "report", "tracking", *ROW_SECTIONS}
 
 
 class _Rows:
@@ -396,6 +398,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         raise BenchError("[report] must be a table")
     train_base = doc.get("train", {})
     eval_cfg = typed.build(EvalConfig, doc.get("eval", {}), "eval")
+    tracking = typed.build(TrackingConfig, doc.get("tracking", {}), "tracking")
     if not isinstance(train_base, dict):
         raise BenchError("[train] must be a table")
 
@@ -423,6 +426,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
             datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
             axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
             report=report,
+            tracking=tracking,
         ))
         if train.eval_only and cells[-1].backbone.checkpoint is None:
             raise BenchError(f"backbone {cells[-1].backbone.name!r}: an eval-only row (train.skip = true or "
