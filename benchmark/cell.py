@@ -57,7 +57,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None, outputs: Cell
 
     record = {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
-        "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
+        "config_hash": cell.config_hash, "status": "ok", "axes": cell.record_axes, "config": cell.to_dict(),
         "metrics": {e.name: e.metrics for e in evaluated}, "per_query": {e.name: e.per_query for e in evaluated},
         "latency": latency, "train": train, "provenance": provenance(started),
     }

@@ -49,7 +49,7 @@ def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, star
     message = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
     return {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
-        "config_hash": cell.config_hash, "status": "failed", "axes": cell.axes, "config": cell.to_dict(),
+        "config_hash": cell.config_hash, "status": "failed", "axes": cell.record_axes, "config": cell.to_dict(),
         "error": {"type": type(err).__name__, "message": " ".join(message.split())[:500],
                   "traceback_file": tb_path.name},
         "provenance": provenance(started),

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def experiment(tmp_path, name="trained", backbone="bert-tiny", datasets=("tiny-test",), backbones=None,
-               precision=None, **train):
+               precision=None, objective="infonce", **train):
     """A one-cell InfoNCE grid on the tiny embedded rows (plus ``tiny-dev``); ``train`` fields change ``[train]``,
-    ``precision`` the ``eval.precision`` rows."""
+    ``precision`` the ``eval.precision`` rows; ``objective=None``: no objective axis."""
     doc = merged(TINY_GRID, {
         "experiment": {"name": name, "description": None},
-        "grid": {"backbone": [backbone], "objective": ["infonce"], "teacher": None},
+        "grid": {"backbone": [backbone], "objective": [objective] if objective else None, "teacher": None},
         "train": train,
         "eval": {"datasets": list(datasets), "batch_size": 16, **({"precision": precision} if precision else {})},
         "datasets": {"tiny-train": {"max_queries": 16}, "tiny-test": {"max_queries": 6},
@@ -167,9 +167,12 @@ def test_an_eval_only_row_on_a_saved_student_reproduces_it_and_evaluates_a_new_d
     model_dir = results / cell.experiment / rec["model"]
     row = {"family": "bert", "checkpoint": str(model_dir), "tokenizer": str(model_dir)}
     again = experiment(tmp, name="again", backbone="saved", skip=True, datasets=("tiny-test", "tiny-dev"),
-                       backbones={"saved": row})
+                       backbones={"saved": row}, objective=None)
     assert list(again.cells[0].datasets) == ["tiny-test", "tiny-dev"]  # no training data read
+    # no objective or teacher axis: neither in the cell id nor in the record's axes beyond the eval-only label
+    assert again.cells[0].cell_id.startswith("saved__0__")
     eval_cell, eval_rec = run(again, results)
+    assert eval_rec["axes"] == {"backbone": "saved", "objective": "eval-only", "teacher": "none", "seed": 0}
     assert eval_rec["train"]["steps"] == 0 and eval_rec["train"]["eval_only"] is True
     assert "model" not in eval_rec  # nothing new to save
     for key, value in rec["metrics"]["tiny-test"].items():
