@@ -53,7 +53,7 @@ from .errors import BenchError
 from .inference import Reranker
 from .losses import get_objective
 from .models import build_cross_encoder
-from .progress import each
+from .progress import each, hub_downloads
 from .registry import Registry
 from .results import atomic_write_text
 from .samplers import TriplePool, TripleTable, get_sampler
@@ -150,9 +150,10 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
     from sentence_transformers import SentenceTransformer  # optional: the bi-encoder teacher only
 
     device = str(resolve_device(ctx.cell.train.device))
-    model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
+    with hub_downloads(backbone.checkpoint):
+        model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
     texts = sorted(set(queries) | set(docs))
-    parts = [texts[i:i + BI_ENCODER_CHUNK] for i in range(0, len(texts), BI_ENCODER_CHUNK)]
+    parts = [texts[i:i + BI_ENCODER_CHUNK] for i in range(0, len(texts), BI_ENCODER_CHUNK)] or [texts]
     emb = torch.cat([model.encode(part, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
                                   show_progress_bar=False)
                      for part in each(parts, f"teacher {backbone.name} embeddings", "chunks")])
