@@ -39,10 +39,11 @@ from .results import SCHEMA_VERSION, axes_label
 from .teaching import TeacherContext, compute_targets, initial_weights, teacher_run, teacher_setup
 
 
-def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
-             outputs: CellOutputs | None = None) -> dict[str, Any]:
+def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None, outputs: CellOutputs | None = None,
+             track: training.Track | None = None) -> dict[str, Any]:
     """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
-    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
+    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there;
+    ``track`` gets the training curves (``training.train_model``)."""
     started = now()
     for name in cell.eval.datasets:  # an eval set that cannot be loaded (offline, missing) fails before training
         load(cell, name)
@@ -50,7 +51,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, require_head=True)
         ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}
     else:
-        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
+        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir, track)
 
     reranker = cell_reranker(model, tokenizer, cell)
     evaluated = [rerank_and_measure(cell, name, reranker, ctx, outputs) for name in cell.eval.datasets]
@@ -59,7 +60,7 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
 
     record = {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
-        "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
+        "config_hash": cell.config_hash, "status": "ok", "axes": cell.record_axes, "config": cell.to_dict(),
         "metrics": {e.name: e.metrics for e in evaluated}, "per_query": {e.name: e.per_query for e in evaluated},
         "depths": {e.name: e.depths for e in evaluated}, "latency": latency, "train": train,
         "provenance": provenance(started),
@@ -150,7 +151,7 @@ def teach(cell: CellConfig) -> tuple[Collection, TeacherContext, training.Target
     return train_data, ctx, compute_targets(cell.teacher, ctx)
 
 
-def train_student(cell: CellConfig, checkpoint_dir: Path | None):
+def train_student(cell: CellConfig, checkpoint_dir: Path | None, track: training.Track | None = None):
     """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
     holding the weights it is evaluated with (the best validated step when the cell validates). A CUDA
     out-of-memory error is retried once with half the micro-batch and twice the accumulation (the effective batch
@@ -167,7 +168,7 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
         stats = training.train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
                                      seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
                                      backbone_dtype=cell.backbone.dtype, desc=axes_label(cell.axes),
-                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
+                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer), track=track)
         if start is not None:
             stats["init_from"] = {"teacher": cell.init_teacher.name, "backbone": start[0], "tensors": copied,
                                   "of": len(model.state_dict())}
@@ -255,7 +256,7 @@ def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: Tea
     data, qids, view = rerank_candidates(cell, name)
     spec, measures = cell.datasets[name], measures_of(cell, name)
     first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
-    scores = reranker.rerank(view, qids, k=None)
+    scores = reranker.rerank(view, qids, k=None, desc=f"rerank {name}")
     reranked = fold_passages(scores, data)
     agg, per_q = evaluate(reranked, data.qrels, measures, name=name)
     fs_agg, fs_per_q = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)),
@@ -323,7 +324,8 @@ def precision_quality(cell: CellConfig, first: Evaluated) -> QualityCheck:
     fp32 = {e["depth"]: e["student"]["measures"]["nDCG@10"] for e in first.depths}
 
     def score(reranker) -> dict[int, float]:
-        depths = at_depths(cell, first.name, reranker.rerank(view, qids, k=None), None, ["nDCG@10"])
+        scores = reranker.rerank(view, qids, k=None, desc=f"rerank {first.name} ({reranker.precision})")
+        depths = at_depths(cell, first.name, scores, None, ["nDCG@10"])
         return {e["depth"]: e["student"]["measures"]["nDCG@10"] for e in depths}
 
     return QualityCheck(first.name, fp32, score)
@@ -404,6 +406,8 @@ def provenance(started: str) -> dict[str, Any]:
 def stage_student(record: dict[str, Any], cell: CellConfig, outputs: CellOutputs, model, tokenizer) -> None:
     """By ``should_save_model``, stage the student with its model card; the record names it under ``model``."""
     if should_save_model(cell):
+        length = scoring_max_length(cell)
         record["model"] = outputs.stage_model(
-            model, tokenizer, max_length=scoring_max_length(cell), token_type_ids=cell.backbone.token_type_ids,
-            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}))
+            model, tokenizer, max_length=length, token_type_ids=cell.backbone.token_type_ids,
+            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}, length),
+            precisions=cell.eval.precision)

@@ -1,7 +1,7 @@
 """Typed experiment config: TOML -> validated dataclasses -> grid cells, each with a stable hash.
 
 A grid TOML has ``[experiment]`` (name, description), ``[grid]`` (axes: each value a list, crossed in file order),
-``[train]`` and ``[eval]`` defaults, optional ``[report]`` settings and optional extra rows
+``[train]`` and ``[eval]`` defaults, optional ``[report]`` and ``[tracking]`` settings and optional extra rows
 ``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid only.
 Axes are ``backbone``, ``objective``, ``teacher``, ``seed`` and any ``train.<field>`` (e.g. ``train.max_queries`` for
 the label-budget curve, ``train.negatives`` for the negatives source, ``train.group_size``).
@@ -33,6 +33,7 @@ from .precisions import get_precision
 from .registry import Registry
 from .samplers import SAMPLERS
 from .teachers import TEACHER_KINDS, TEACHERS, TeacherSpec
+from .trackers import TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ class CellConfig:
     # A rehearsed cell (benchmark.rehearsal): the resolved config of the real cell it stands in for, so the report
     # compares that cell's protocol with published rows. Empty for a real cell.
     origin: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where curves also go (benchmark.tracking)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
@@ -244,10 +246,18 @@ class CellConfig:
     @property
     def config_hash(self) -> str:
         payload = self.to_dict()
-        for volatile in ("experiment", "axes", "report", "origin"):  # identical work under another name: same cell
+        for volatile in ("experiment", "axes", "report", "origin", "tracking"):  # the same work: the same cell
             payload.pop(volatile)
         payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def record_axes(self) -> dict[str, Any]:
+        """The axes its record carries: the grid's, and for an eval-only cell of a grid without objective and
+        teacher axes, ``EVAL_ONLY_AXES`` in their place (reports group and label every record by both)."""
+        if not self.train.eval_only:
+            return dict(self.axes)
+        return {**{k: self.axes[k] for k in self.axes if k == "backbone"}, **EVAL_ONLY_AXES, **self.axes}
 
     @property
     def cell_id(self) -> str:
@@ -271,7 +281,9 @@ ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
     "datasets": (DATASETS, DatasetSpec),
 }
 CELL_AXES = ("backbone", "objective", "teacher", "seed")
-TOP_KEYS = {"experiment", "grid", "train", "eval", "report", *ROW_SECTIONS}
+# How an eval-only cell (a checkpoint evaluated as it is) is labelled where a grid names no objective or teacher
+EVAL_ONLY_AXES = {"objective": "eval-only", "teacher": "none"}
+TOP_KEYS = {"experiment", "grid", "train", "eval", "report", "tracking", *ROW_SECTIONS}
 
 
 class _Rows:
@@ -408,14 +420,15 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_', '=' and '-' "
                          f"and may not start with '.' (try {safe_name(name, limit=100) or 'default'!r})")
     rows = _Rows(doc)
-    axes = _axes(doc.get("grid", {}))
+    train_base = doc.get("train", {})
+    if not isinstance(train_base, dict):
+        raise BenchError("[train] must be a table")
+    axes = _axes(doc.get("grid", {}), eval_only=_eval_only(train_base))
     report = doc.get("report", {})
     if not isinstance(report, dict):
         raise BenchError("[report] must be a table")
-    train_base = doc.get("train", {})
     eval_cfg = typed.build(EvalConfig, doc.get("eval", {}), "eval")
-    if not isinstance(train_base, dict):
-        raise BenchError("[train] must be a table")
+    tracking = typed.build(TrackingConfig, doc.get("tracking", {}), "tracking")
 
     cells = []
     for combo in itertools.product(*axes.values()):
@@ -443,6 +456,7 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
             datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
             axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
             report=report,
+            tracking=tracking,
         ))
         if train.eval_only and cells[-1].backbone.checkpoint is None:
             raise BenchError(f"backbone {cells[-1].backbone.name!r}: an eval-only row (train.skip = true or "
@@ -498,7 +512,15 @@ def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpe
         raise BenchError(f"teacher {teacher.name!r}: {err}") from None
 
 
-def _axes(grid: Any) -> dict[str, list[Any]]:
+def _eval_only(train: dict[str, Any]) -> bool:
+    """``[train]`` makes every cell eval-only (``skip = true`` or ``epochs = 0``): no objective or teacher runs."""
+    return train.get("skip") is True or (train.get("epochs") == 0 and not isinstance(train.get("epochs"), bool))
+
+
+def _axes(grid: Any, eval_only: bool = False) -> dict[str, list[Any]]:
+    """The grid's axes in crossing order. backbone and seed are always coordinates, and objective and teacher too
+    unless the grid is ``eval_only`` (a released checkpoint has no objective of ours: its cells stay at the
+    defaults, which enter neither the cell id nor the axes, and their config hash is the one they had as axes)."""
     if not isinstance(grid, dict):
         raise BenchError("[grid] must be a table of axes, e.g. backbone = [\"bert-tiny\"]")
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -524,10 +546,10 @@ def _axes(grid: Any) -> dict[str, list[Any]]:
         if key in ("backbone", "objective", "teacher") and not all(isinstance(v, str) for v in values):
             raise BenchError(f"[grid] {key} values must be names (strings), got {values!r}")
         axes[key] = values
-    # backbone/objective/teacher/seed always appear as coordinates so reports can group by them.
+    # backbone/objective/teacher/seed appear as coordinates so reports can group by them.
     defaults = {"backbone": "bert-tiny", "objective": "infonce", "teacher": "labels", "seed": 0}
     for key, default in defaults.items():
-        if not ("recipe" in axes and key in ("objective", "teacher")):
+        if not (("recipe" in axes or eval_only) and key in ("objective", "teacher")):
             axes.setdefault(key, [default])
     order = [k for k in CELL_AXES if k in axes] + [k for k in axes if k not in CELL_AXES]
     return {k: axes[k] for k in order}

@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from .backbones import BackboneSpec, resolve_model_path
 from .errors import BenchError
+from .progress import hub_downloads
 
 
 def _offline_hint(spec: BackboneSpec, what: str, err: Exception) -> BenchError:
@@ -138,13 +139,12 @@ def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool
     verbosity = hf_logging.get_verbosity()
     # transformers' load report (and its model_type note on lightning-ir configs) gives way to one line here
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     try:
-        tokenizer = load_tokenizer(spec)
-        model, missing, unexpected = _build(spec, overrides)
+        with hub_downloads(spec.checkpoint, spec.tokenizer):
+            tokenizer = load_tokenizer(spec)
+            model, missing, unexpected = _build(spec, overrides)
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
     if missing:
         _report_missing(spec, type(model).__name__, missing, unexpected, require_head)
     if spec.gradient_checkpointing:
