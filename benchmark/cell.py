@@ -162,7 +162,7 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None, track: training
     start = None if cell.init_teacher is None else initial_weights(cell.init_teacher, ctx)
 
     def fit(cfg):
-        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, quiet=start is not None)
         if start is not None:
             copied = start_from(model, *start, cell)
         stats = training.train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
@@ -384,7 +384,7 @@ def measure_all_latency(model, tokenizer, cell: CellConfig, first: Evaluated, st
 def architecture_reranker(backbone, cell: CellConfig, device: str) -> Reranker:
     """A model of ``backbone``'s architecture scoring with the cell's settings, to time a teacher's operating point:
     its cost depends on the architecture, not on the weights a fine-tuning gave it."""
-    model, tokenizer = build_cross_encoder(backbone, seed=0)
+    model, tokenizer = build_cross_encoder(backbone, seed=0, quiet=True)
     return cell_reranker(model.to(device), tokenizer, cell, device)
 
 

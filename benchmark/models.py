@@ -127,12 +127,13 @@ def save_checkpoint(model: torch.nn.Module, tokenizer, path: str | Path, head_pr
     return path
 
 
-def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool = False):
+def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool = False, quiet: bool = False):
     """A one-logit model and its tokenizer for ``spec``.
 
     Random initialisation is seeded so a cell is reproducible; a pretrained checkpoint without a trained scoring
     head gets a freshly seeded one: with ``require_head`` (eval-only rows) that is a one-line ``BenchError`` naming
-    the row, the checkpoint and the missing keys, otherwise one warning line on stderr.
+    the row, the checkpoint and the missing keys, otherwise one warning line on stderr (none with ``quiet``: the
+    caller fills or does not use the head).
     """
     overrides = {"num_labels": 1, **spec.config}
     torch.manual_seed(seed)
@@ -145,7 +146,7 @@ def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool
             model, missing, unexpected = _build(spec, overrides)
     finally:
         hf_logging.set_verbosity(verbosity)
-    if missing:
+    if missing and not (quiet and not require_head):
         _report_missing(spec, type(model).__name__, missing, unexpected, require_head)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
