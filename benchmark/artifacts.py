@@ -27,7 +27,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,9 @@ from .paths import safe_name, within
 from .results import record_path
 
 RUNS, MODEL = ".runs", ".model"
+# A saved student's ONNX files in sentence-transformers' layout: an ``onnx/`` folder, ``model.onnx``, quantised copies
+# as ``model_qint8_<how>.onnx`` (sentence_transformers/backend/quantize.py, export_dynamic_quantized_onnx_model).
+ONNX_DIR, ONNX_FP32, ONNX_INT8 = "onnx", "model.onnx", "model_qint8_dynamic.onnx"
 # sentence-transformers reads the activation from the model config (CrossEncoder.get_default_activation_fn).
 RAW_LOGITS = {"activation_fn": "torch.nn.modules.linear.Identity"}
 
@@ -81,9 +84,14 @@ class CellOutputs:
             self.discard()
             raise BenchError(f"cannot write {str(self.targets[kind])!r}: {err.strerror or err}") from None
 
+    @property
+    def experiment_dir(self) -> Path:
+        """The directory of the cell's record (and of what its experiment's cells share)."""
+        return self.targets[RUNS].parent
+
     def relative(self, path: Path) -> str:
         """``path`` relative to the experiment directory (where the record lies), as records name files."""
-        return path.relative_to(self.targets[RUNS].parent).as_posix()
+        return path.relative_to(self.experiment_dir).as_posix()
 
     def stage_run(self, dataset: str, run: Run, tag: str) -> str:
         """Stage ``run`` (the one evaluated on ``dataset``); returns the name it will have beside the record."""
@@ -95,11 +103,14 @@ class CellOutputs:
                 fh.write(trec_run_text(run, tag).encode("utf-8"))
         return self.relative(self.targets[RUNS] / name)
 
-    def stage_model(self, model, tokenizer, *, max_length: int, token_type_ids: bool, card: str) -> str:
-        """Stage the student for transformers and sentence-transformers; returns its directory's name."""
+    def stage_model(self, model, tokenizer, *, max_length: int, token_type_ids: bool, card: str,
+                    precisions: Sequence[str] = ()) -> str:
+        """Stage the student for transformers and sentence-transformers (and, for the cell's ONNX ``precisions``
+        rows, its ONNX files: :func:`save_onnx`); returns its directory's name."""
         with self._writing(MODEL):
             directory = self._stage(MODEL)
             save_student(model, tokenizer, directory, max_length=max_length, token_type_ids=token_type_ids)
+            save_onnx(model, tokenizer, directory, precisions, token_type_ids=token_type_ids)
             (directory / "README.md").write_text(card, encoding="utf-8")
         return self.relative(self.targets[MODEL])
 
@@ -149,6 +160,30 @@ def save_student(model, tokenizer, directory: Path, *, max_length: int, token_ty
     tokenizer.save_pretrained(str(directory))
 
 
+def onnx_files(precisions: Sequence[str]) -> list[str]:
+    """The files :func:`save_onnx` writes for these ``eval.precision`` rows, relative to the model directory."""
+    from .precisions import get_precision
+
+    rows = [get_precision(p) for p in precisions]
+    rows = [r for r in rows if r.runtime == "onnxruntime"]
+    if not rows:
+        return []
+    return [f"{ONNX_DIR}/{ONNX_FP32}"] + ([f"{ONNX_DIR}/{ONNX_INT8}"] if any(r.weights == "int8" for r in rows) else [])
+
+
+def save_onnx(model, tokenizer, directory: Path, precisions: Sequence[str], *, token_type_ids: bool) -> None:
+    """The graphs the cell's ONNX precision rows scored (``onnx-fp32``: ``onnx/model.onnx``; ``onnx-int8``: also
+    ``onnx/model_qint8_dynamic.onnx``), exported as ``benchmark.inference.export_onnx`` does for them, beside the
+    safetensors weights: sentence-transformers' layout for ``CrossEncoder(path, backend="onnx")``."""
+    files = onnx_files(precisions)
+    if files:
+        from .inference import export_onnx
+
+        export_onnx(model.to("cpu").eval(), directory / files[0],
+                    token_type_ids=token_type_ids and "token_type_ids" in tokenizer.model_input_names,
+                    int8_path=directory / files[1] if len(files) > 1 else None)
+
+
 LICENSE = "mit"  # the suite's; a student also inherits its base model's and its training data's terms
 
 
@@ -179,9 +214,10 @@ def card_metadata(record: dict[str, Any], cell):
         eval_results=results or None)
 
 
-def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
-    """README.md of a saved student: what it is, how to load it, the cell's metrics per dataset and latency, its
-    full config and where the numbers come from."""
+def model_card(record: dict[str, Any], cell, run_files: dict[str, str], max_length: int) -> str:
+    """README.md of a saved student: what it is, how to load it (ONNX files included), the cell's metrics per
+    dataset and latency, its full config and where the numbers come from. ``max_length``: the token cap it scores
+    with (``train.max_length = "model"`` resolved)."""
     from . import __version__
     from .objectives import OBJECTIVES
 
@@ -219,9 +255,10 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str]) -> str:
         f"seed {cell.seed})",
         *([f"- **Kept step:** {validation.get('best_step')} (best {validation.get('measure')} on "
            f"{validation.get('dataset')}: {validation.get('best_value')})"] if validation else []),
-        f"- **Max length:** {cell.eval.max_length or cell.train.max_length} tokens (the passage is truncated)", "",
+        f"- **Max length:** {max_length} tokens (the passage is truncated)", "",
         "## Usage", "",
         *(_linear_usage(cell) if cell.backbone.head == "linear" else _auto_usage(cell)), "",
+        *_onnx_usage(onnx_files(cell.eval.precision)),
         "## Results", "",
         "Measured by the suite when this model was trained (per-query values in the record "
         f"`{record['cell_id']}.json`; the reranked runs beside it).", "",
@@ -250,6 +287,20 @@ def _auto_usage(cell) -> list[str]:
     ]
 
 
+def _onnx_usage(files: list[str]) -> list[str]:
+    if not files:
+        return []
+    return [
+        f"ONNX: `{files[0]}` is the graph the `onnx-fp32` row measured"
+        + (f", `{files[1]}` the `onnx-int8` one (int8 weights, onnxruntime's dynamic quantisation)"
+           if len(files) > 1 else "")
+        + ". sentence-transformers loads them with its ONNX backend (`pip install optimum-onnx[onnxruntime]`): "
+        "`CrossEncoder(\"PATH\", backend=\"onnx\")`"
+        + (f", or `model_kwargs={{\"file_name\": \"{files[1]}\"}}` for int8" if len(files) > 1 else "")
+        + "; onnxruntime alone: `InferenceSession(PATH/" + files[0] + ")` with the tokenizer's `input_ids`, "
+        "`attention_mask` (and `token_type_ids`), score = `logits[:, 0]`.", ""]
+
+
 def _linear_usage(cell) -> list[str]:
     return [
         "The score is one linear layer on the first token's last hidden state, "
@@ -263,3 +314,46 @@ def _linear_usage(cell) -> list[str]:
         f"`head_weights = \"linear\"`, `token_type_ids = {str(cell.backbone.token_type_ids).lower()}`, "
         "and `train.skip = true`.",
     ]
+
+
+def saved_model(results_dir: Path, cell_id: str) -> Path:
+    """The saved student (``<cell_id>.model/``) of the ok record ``cell_id`` (or the one cell id it begins) under
+    ``results_dir``; a one-line error when none or several match or the cell kept no model."""
+    from .results import load_records
+
+    records = [r for r in load_records(Path(results_dir)) if r.get("status") == "ok"]
+    found = [r for r in records if r["cell_id"] == cell_id] or [r for r in records if r["cell_id"].startswith(cell_id)]
+    if len(found) != 1:
+        raise BenchError(f"cell {cell_id!r}: {'no' if not found else len(found)} ok record(s) under "
+                         f"{str(results_dir)!r} match (a cell id or the start of one)")
+    rec = found[0]
+    path = within(Path(results_dir), Path(results_dir) / rec["experiment"] / str(rec.get("model") or ""))
+    if not rec.get("model") or not path.is_dir():
+        raise BenchError(f"cell {rec['cell_id']!r} kept no saved model (train.save_model = true keeps one)")
+    return path
+
+
+def publish(model_dir: Path, repo: str, *, dry_run: bool = False, api: Any = None) -> list[str]:
+    """Upload a saved student's folder to the hub model repo ``repo`` (created if absent) with huggingface_hub's
+    ``create_repo`` and ``upload_folder``; returns the files (relative paths) it uploads, or with ``dry_run`` would
+    upload. Any hub failure (offline mode, no token, HTTP errors) is one line naming the repo."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo)
+    except HFValidationError as err:
+        raise BenchError(f"--repo {repo!r} is not a hub repo id (org/name): {str(err).splitlines()[0]}") from None
+    files = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
+    if dry_run:
+        return files
+    api = api if api is not None else HfApi()
+    try:
+        url = api.create_repo(repo, repo_type="model", exist_ok=True)
+        api.upload_folder(folder_path=str(model_dir), repo_id=repo, repo_type="model",
+                          commit_message=f"rerank-distill-bench: {model_dir.name}")
+    except Exception as err:  # noqa: BLE001 -- the hub client raises many types (offline mode, HTTP, auth)
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise BenchError(f"cannot publish {model_dir.name} to {repo!r}: {lines[0]}") from None
+    print(f"published {model_dir} -> {url}")
+    return files

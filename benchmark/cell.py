@@ -30,17 +30,20 @@ from .firststage import cut
 from .hardware import git_sha, hardware_info, library_versions
 from .inference import Reranker
 from .latency import QualityCheck, measure_latency, measure_precisions
+from .operating_points import DIRECTORY as OPERATING_POINTS
+from .operating_points import FigureStore
 from .losses import get_objective
 from .measures import FIRST_STAGE_RECALL, dataset_measures
 from .models import build_cross_encoder
 from .results import SCHEMA_VERSION, axes_label
-from .teaching import TeacherContext, compute_targets, teacher_run, teacher_setup
+from .teaching import TeacherContext, compute_targets, initial_weights, teacher_run, teacher_setup
 
 
-def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
-             outputs: CellOutputs | None = None) -> dict[str, Any]:
+def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None, outputs: CellOutputs | None = None,
+             track: training.Track | None = None) -> dict[str, Any]:
     """Train (or, for an eval-only row, load), evaluate and time one cell; returns its ``ok`` record (raises on
-    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there."""
+    failure). With ``outputs``, the reranked runs and (``should_save_model``) the student are staged there;
+    ``track`` gets the training curves (``training.train_model``)."""
     started = now()
     for name in cell.eval.datasets:  # an eval set that cannot be loaded (offline, missing) fails before training
         load(cell, name)
@@ -48,17 +51,19 @@ def run_cell(cell: CellConfig, checkpoint_dir: Path | None = None,
         model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, require_head=True)
         ctx, train = None, {"seconds": 0.0, "steps": 0, "examples": 0, "loss_curve": [], "eval_only": True}
     else:
-        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir)
+        model, tokenizer, train, ctx = train_student(cell, checkpoint_dir, track)
 
     reranker = cell_reranker(model, tokenizer, cell)
     evaluated = [rerank_and_measure(cell, name, reranker, ctx, outputs) for name in cell.eval.datasets]
-    latency = measure_all_latency(model, tokenizer, cell, *latency_inputs(cell, evaluated[0]))
+    store = FigureStore(None if outputs is None else outputs.experiment_dir / OPERATING_POINTS)
+    latency = measure_all_latency(model, tokenizer, cell, evaluated[0], store)
 
     record = {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
-        "config_hash": cell.config_hash, "status": "ok", "axes": cell.axes, "config": cell.to_dict(),
+        "config_hash": cell.config_hash, "status": "ok", "axes": cell.record_axes, "config": cell.to_dict(),
         "metrics": {e.name: e.metrics for e in evaluated}, "per_query": {e.name: e.per_query for e in evaluated},
-        "latency": latency, "train": train, "provenance": provenance(started),
+        "depths": {e.name: e.depths for e in evaluated}, "latency": latency, "train": train,
+        "provenance": provenance(started),
     }
     if outputs is not None:
         record["runs"] = {e.name: e.run for e in evaluated}
@@ -146,7 +151,7 @@ def teach(cell: CellConfig) -> tuple[Collection, TeacherContext, training.Target
     return train_data, ctx, compute_targets(cell.teacher, ctx)
 
 
-def train_student(cell: CellConfig, checkpoint_dir: Path | None):
+def train_student(cell: CellConfig, checkpoint_dir: Path | None, track: training.Track | None = None):
     """(model, tokenizer, training stats, teacher context): the cell's student trained on its teacher's targets,
     holding the weights it is evaluated with (the best validated step when the cell validates). A CUDA
     out-of-memory error is retried once with half the micro-batch and twice the accumulation (the effective batch
@@ -154,12 +159,19 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
     recorded under ``teacher``."""
     train_data, ctx, targets = teach(cell)
 
+    start = None if cell.init_teacher is None else initial_weights(cell.init_teacher, ctx)
+
     def fit(cfg):
-        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed)
+        model, tokenizer = build_cross_encoder(cell.backbone, seed=cell.seed, quiet=start is not None)
+        if start is not None:
+            copied = start_from(model, *start, cell)
         stats = training.train_model(model, tokenizer, train_data, targets, get_objective(cell.objective), cfg,
                                      seed=cell.seed, use_token_type_ids=cell.backbone.token_type_ids,
                                      backbone_dtype=cell.backbone.dtype, desc=axes_label(cell.axes),
-                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer))
+                                     checkpoint_dir=checkpoint_dir, validate=validator(cell, tokenizer), track=track)
+        if start is not None:
+            stats["init_from"] = {"teacher": cell.init_teacher.name, "backbone": start[0], "tensors": copied,
+                                  "of": len(model.state_dict())}
         return model, tokenizer, stats
 
     try:
@@ -173,6 +185,18 @@ def train_student(cell: CellConfig, checkpoint_dir: Path | None):
     if setup is not None:
         train["teacher"] = setup
     return model, tokenizer, train, ctx
+
+
+def start_from(model, backbone: str, state: dict[str, Any], cell: CellConfig) -> int:
+    """Copy into ``model`` every tensor of ``state`` whose name and shape it shares (the teacher's embeddings, the
+    first layers, the head); returns how many. A teacher that shares none is refused in one line."""
+    own = model.state_dict()
+    shared = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not any(".layer." in k for k in shared):
+        raise BenchError(f"train.init_from = {cell.init_teacher.name!r}: its model {backbone!r} shares no encoder "
+                         f"layer with backbone {cell.backbone.name!r} (another family or hidden size)")
+    model.load_state_dict(shared, strict=False)
+    return len(shared)
 
 
 def validator(cell: CellConfig, tokenizer) -> Callable[[Any], dict[str, float]] | None:
@@ -209,47 +233,71 @@ class Evaluated:
     name: str
     metrics: dict[str, Any]
     per_query: dict[str, Any]
+    depths: list[dict[str, Any]]  # the record's ``depths`` entry: measures per rerank depth (``at_depths``)
     run: dict[str, Any] | None  # the record's ``runs`` entry
+    scores: dict[str, dict[str, float]]  # the student's score of every reranked candidate, for the precision rows
 
 
-def rerank_candidates(cell: CellConfig, name: str) -> tuple[Collection, list[str], Collection]:
-    """(collection, judged queries, view): ``view`` holds the top-``eval.top_k`` of each judged query, cut with the
-    row's cut policy as the first stage's own depth was: the candidates the student reranks. ``eval.top_k`` never
-    exceeds the row's depth (refused when the grid loads, ``benchmark.config``)."""
+def rerank_candidates(cell: CellConfig, name: str, depth: int | None = None) -> tuple[Collection, list[str], Collection]:
+    """(collection, judged queries, view): ``view`` holds the top-``depth`` (default ``eval.top_k``) of each judged
+    query, cut with the row's cut policy as the first stage's own depth was: the candidates the student reranks.
+    ``eval.top_k`` never exceeds the row's depth (refused when the grid loads, ``benchmark.config``)."""
     data = load(cell, name)
     qids = judged_queries(data, f"eval dataset {name!r}")
-    run = cut({q: data.run[q] for q in qids}, cell.eval.top_k, f"dataset {name!r}", cell.datasets[name].cut)
+    run = cut({q: data.run[q] for q in qids}, depth or cell.eval.top_k, f"dataset {name!r}", cell.datasets[name].cut)
     return data, qids, dataclasses.replace(data, run=run)
 
 
 def rerank_and_measure(cell: CellConfig, name: str, reranker: Reranker, ctx: TeacherContext | None,
                        outputs: CellOutputs | None) -> Evaluated:
     """Rerank the candidates of eval set ``name`` and measure the run against its first stage, the random order of
-    the same candidates and (a trained cell's model teacher) the teacher's own reranking; with ``outputs``, stage
-    the run beside the first stage whose top-k it reranked."""
+    the same candidates and (a trained cell's model teacher) the teacher's own reranking, at ``eval.top_k`` and at
+    each of ``eval.depths``; with ``outputs``, stage the run beside the first stage whose top-k it reranked."""
     data, qids, view = rerank_candidates(cell, name)
     spec, measures = cell.datasets[name], measures_of(cell, name)
     first = fold_passages({q: dict(data.run[q]) for q in qids}, data)
-    reranked = fold_passages(reranker.rerank(view, qids, k=None), data)
+    scores = reranker.rerank(view, qids, k=None, desc=f"rerank {name}")
+    reranked = fold_passages(scores, data)
     agg, per_q = evaluate(reranked, data.qrels, measures, name=name)
-    fs_agg, _ = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)), name=f"{name} first stage")
+    fs_agg, fs_per_q = evaluate(first, data.qrels, dict.fromkeys((*measures, FIRST_STAGE_RECALL)),
+                                name=f"{name} first stage")
     sizes = [len(c) for c in view.run.values()]
-    metrics = {**agg, "first_stage": fs_agg, "n_queries": len(qids), "first_stage_info": {
+    references, teacher_scores = reference_metrics(cell, ctx, view, qids)
+    metrics = {**agg, "first_stage": {**fs_agg, "per_query": fs_per_q}, "n_queries": len(qids), "first_stage_info": {
         "name": spec.first_stage_name, "first_stage": spec.first_stage, "depth": spec.top_k,
         "rerank_depth": cell.eval.top_k, "reranked_max": max(sizes), "reranked_mean": sum(sizes) / len(sizes),
-        "measures": list(measures)}, **reference_metrics(cell, ctx, view, qids)}
+        "measures": list(measures)}, **references}
     run = None if outputs is None else {
         "reranked": outputs.stage_run(name, reranked, tag=cell.cell_id), "first_stage": spec.first_stage,
         "first_stage_name": spec.first_stage_name, "rerank_depth": cell.eval.top_k}
-    return Evaluated(name, metrics, per_q, run)
+    depths = at_depths(cell, name, scores, teacher_scores, measures)
+    return Evaluated(name, metrics, per_q, depths, run, scores)
+
+
+def at_depths(cell: CellConfig, name: str, scores: dict[str, dict[str, float]],
+              teacher_scores: dict[str, dict[str, float]] | None, measures) -> list[dict[str, Any]]:
+    """Per rerank depth d of the cell (``CellConfig.depths``): the measures (aggregate and per query) of the
+    first stage's top-d reordered by the student's scores, and by the teacher's where it has some. Scores are per
+    pair, so this is what reranking the top-d alone gives, without scoring anything again."""
+    out = []
+    for depth in cell.depths:
+        data, _, view = rerank_candidates(cell, name, depth)
+        entry: dict[str, Any] = {"depth": depth}
+        for who, run in (("student", scores), ("teacher", teacher_scores)):
+            if run is not None:
+                kept = fold_passages({q: {d: run[q][d] for d in docs} for q, docs in view.run.items()}, data)
+                agg, per_q = evaluate(kept, data.qrels, measures, name=f"{name} top-{depth} ({who})")
+                entry[who] = {"measures": agg, "per_query": per_q}
+        out.append(entry)
+    return out
 
 
 def reference_metrics(cell: CellConfig, ctx: TeacherContext | None, data: Collection,
-                      qids: list[str]) -> dict[str, Any]:
-    """What a student is read against on one eval set (``data`` holds the candidates it reranks): those candidates in
-    random order (``random_order``) and, for a model teacher of a trained cell (``ctx`` is None for an eval-only
-    one), the teacher's own reranking of them (``teacher``: the measures the student gets on that set, and per-query
-    values)."""
+                      qids: list[str]) -> tuple[dict[str, Any], dict[str, dict[str, float]] | None]:
+    """(what a student is read against on one eval set, the teacher's scores): ``data`` holds the candidates it
+    reranks; those candidates in random order (``random_order``) and, for a model teacher of a trained cell
+    (``ctx`` is None for an eval-only one), the teacher's own reranking of them (``teacher``: the measures the
+    student gets on that set, and per-query values)."""
     candidates = {q: data.ranked(q) for q in qids}
     out: dict[str, Any] = {"random_order": random_order(candidates, data.qrels, fold=lambda r: fold_passages(r, data),
                                                         name=data.name)}
@@ -258,39 +306,93 @@ def reference_metrics(cell: CellConfig, ctx: TeacherContext | None, data: Collec
         agg, per_q = evaluate(fold_passages(run, data), data.qrels, measures_of(cell, data.name),
                               name=f"{data.name} teacher")
         out["teacher"] = {"name": cell.teacher.name, **agg, "per_query": per_q}
-    return out
+    return out, run
 
 
-def latency_inputs(cell: CellConfig, first: Evaluated) -> tuple[list[tuple[str, list[str]]], QualityCheck]:
-    """Latency is timed on the first eval set's candidate lists (the ones its quality was measured on); the
-    precision rows are scored on that set too."""
+def timed_lists(cell: CellConfig, first: Evaluated) -> dict[int, list[tuple[str, list[str]]]]:
+    """Per rerank depth, the candidate lists latency is timed on: the first ``eval.latency_queries`` judged queries
+    of the first eval set (the one its quality was measured on), their top-d candidates."""
     data, qids, view = rerank_candidates(cell, first.name)
-    lists = [(data.queries[q], [data.docs[d] for d in view.ranked(q)]) for q in qids[:cell.eval.latency_queries]]
-    return lists, precision_quality(first.name, first.metrics["nDCG@10"], view, data, qids)
+    timed = qids[:cell.eval.latency_queries]
+    return {depth: [(data.queries[q], [data.docs[d] for d in view.ranked(q)[:depth]]) for q in timed]
+            for depth in cell.depths}
 
 
-def precision_quality(name: str, fp32_ndcg: float, view: Collection, data: Collection, qids: list[str]):
-    """nDCG@10 of a reranker on the candidates ``view`` holds for ``qids`` (the cell's first eval dataset)."""
-    def score(reranker) -> float:
-        agg, _ = evaluate(fold_passages(reranker.rerank(view, qids, k=None), data), data.qrels, ["nDCG@10"],
-                          name=f"{name} ({reranker.precision})")
-        return agg["nDCG@10"]
+def precision_quality(cell: CellConfig, first: Evaluated) -> QualityCheck:
+    """nDCG@10 at each rerank depth of a reranker on the first eval set's candidates, fp32's from the cell."""
+    data, qids, view = rerank_candidates(cell, first.name)
+    fp32 = {e["depth"]: e["student"]["measures"]["nDCG@10"] for e in first.depths}
 
-    return QualityCheck(name, fp32_ndcg, score)
+    def score(reranker) -> dict[int, float]:
+        scores = reranker.rerank(view, qids, k=None, desc=f"rerank {first.name} ({reranker.precision})")
+        depths = at_depths(cell, first.name, scores, None, ["nDCG@10"])
+        return {e["depth"]: e["student"]["measures"]["nDCG@10"] for e in depths}
+
+    return QualityCheck(first.name, fp32, score)
 
 
-def measure_all_latency(model, tokenizer, cell: CellConfig, lists, quality=None) -> dict[str, Any]:
-    """CPU latency always; CUDA latency too when a GPU is present (same model, same candidate lists); with
-    ``eval.precision`` beyond fp32 and a ``QualityCheck``, ``precision``: each precision's CPU latency and quality."""
+def point_settings(cell: CellConfig, backbone, precision: str, depth: int, device: str, dataset: str
+                   ) -> dict[str, Any]:
+    """Everything an operating point's cost depends on (``benchmark.operating_points``)."""
+    arch = {k: v for k, v in dataclasses.asdict(backbone).items() if k not in ("name", "description")}
+    return {"backbone": arch, "scoring": scoring_settings(cell), "precision": precision, "depth": depth,
+            "device": device, "dataset": dataclasses.asdict(cell.datasets[dataset]),
+            "timing": [cell.eval.latency_queries, cell.eval.latency_repeats, cell.eval.latency_warmup],
+            "cpu": hardware_info().get("cpu"), "threads": torch.get_num_threads()}
+
+
+def measure_all_latency(model, tokenizer, cell: CellConfig, first: Evaluated, store: FigureStore) -> dict[str, Any]:
+    """The cell's operating points, each timed once per grid (``store``): CPU always, CUDA too when a GPU is
+    present, at every rerank depth, for the student and a model teacher; ``cpu`` / ``cuda`` are the student's
+    figures at ``eval.top_k``; with ``eval.precision`` beyond fp32, ``precision``: each precision row's CPU latency
+    and quality per depth."""
     timing = {"warmup": cell.eval.latency_warmup, "repeats": cell.eval.latency_repeats}
-    out: dict[str, Any] = {}
+    lists = timed_lists(cell, first)
+    out: dict[str, Any] = {"operating_points": []}
+
+    def points(backbone, precision: str, device: str, reranker: Callable[[], Reranker]) -> dict[int, dict]:
+        figures = {}
+        for depth in cell.depths:
+            figures[depth] = store.shared(point_settings(cell, backbone, precision, depth, device, first.name),
+                                          lambda d=depth: measure_latency(reranker(), lists[d], **timing))
+            out["operating_points"].append({"role": "student" if backbone is cell.backbone else "teacher",
+                                            "backbone": backbone.name, "precision": precision, "depth": depth,
+                                            "device": device, **figures[depth]})
+        return figures
+
+    fp32 = {}
     for device in ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]:
-        out[device] = measure_latency(cell_reranker(model.to(device), tokenizer, cell, device), lists, **timing)
+        student = cell_reranker(model.to(device), tokenizer, cell, device)
+        fp32[device] = points(cell.backbone, "fp32", device, lambda s=student: s)
+        out[device] = fp32[device][cell.eval.top_k]
+        for backbone in teacher_backbones(cell):
+            points(backbone, "fp32", device, lambda b=backbone, d=device: architecture_reranker(b, cell, d))
     out.setdefault("cuda", None)
-    if quality is not None and tuple(cell.eval.precision) != DEFAULT_PRECISION and out["cpu"]:
-        out["precision"] = measure_precisions(model.to("cpu"), tokenizer, cell.eval.precision, lists, quality,
-                                              fp32_latency=out["cpu"], **timing, **scoring_settings(cell))
+    if tuple(cell.eval.precision) != DEFAULT_PRECISION and out["cpu"]:
+        def timed(precision: str, depth: int, measure: Callable[[], dict]) -> dict:
+            figure = store.shared(point_settings(cell, cell.backbone, precision, depth, "cpu", first.name), measure)
+            out["operating_points"].append({"role": "student", "backbone": cell.backbone.name,
+                                            "precision": precision, "depth": depth, "device": "cpu", **figure})
+            return figure
+
+        out["precision"] = measure_precisions(model.to("cpu"), tokenizer, cell.eval.precision, lists,
+                                              precision_quality(cell, first), fp32_latency=fp32["cpu"], timed=timed,
+                                              **timing, **scoring_settings(cell))
     return out
+
+
+def architecture_reranker(backbone, cell: CellConfig, device: str) -> Reranker:
+    """A model of ``backbone``'s architecture scoring with the cell's settings, to time a teacher's operating point:
+    its cost depends on the architecture, not on the weights a fine-tuning gave it."""
+    model, tokenizer = build_cross_encoder(backbone, seed=0, quiet=True)
+    return cell_reranker(model.to(device), tokenizer, cell, device)
+
+
+def teacher_backbones(cell: CellConfig) -> list:
+    """The backbone rows a trained cell's cross-encoder teacher scores with (an ensemble: each member)."""
+    if cell.train.eval_only or cell.teacher.kind != "cross-encoder":
+        return []
+    return [cell.teacher_models[name] for name in cell.teacher.models]
 
 
 # -- record --------------------------------------------------------------------------------------------------------
@@ -304,6 +406,8 @@ def provenance(started: str) -> dict[str, Any]:
 def stage_student(record: dict[str, Any], cell: CellConfig, outputs: CellOutputs, model, tokenizer) -> None:
     """By ``should_save_model``, stage the student with its model card; the record names it under ``model``."""
     if should_save_model(cell):
+        length = scoring_max_length(cell)
         record["model"] = outputs.stage_model(
-            model, tokenizer, max_length=scoring_max_length(cell), token_type_ids=cell.backbone.token_type_ids,
-            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}))
+            model, tokenizer, max_length=length, token_type_ids=cell.backbone.token_type_ids,
+            card=model_card(record, cell, {d: r["reranked"] for d, r in record["runs"].items()}, length),
+            precisions=cell.eval.precision)

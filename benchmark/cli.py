@@ -1,4 +1,5 @@
-"""Command line. ``rdb run|dry-run|rehearse GRID``, ``rdb report RESULTS``, ``rdb list ROWS``, ``rdb --version``;
+"""Command line. ``rdb run|dry-run|rehearse GRID``, ``rdb report RESULTS``, ``rdb list ROWS``,
+``rdb publish CELL_ID --repo ORG/NAME``, ``rdb --version``;
 ``run_grid.py [GRID] [--dry-run | --rehearse]`` and ``run_grid.py report DIR`` are the same commands.
 
 Exit codes: 0 all cells ok, 1 some cell failed (their records say why), 2 bad input (one line on stderr). Arguments
@@ -115,6 +116,11 @@ def _rdb_parser() -> argparse.ArgumentParser:
                    parents=[_report_parser("rdb report")], add_help=False)
     listing = sub.add_parser("list", help="list the rows of a registry")
     listing.add_argument("rows", choices=sorted(LISTS))
+    publish = sub.add_parser("publish", help="upload a cell's saved student (its <cell>.model folder) to the hub")
+    publish.add_argument("cell_id", metavar="CELL_ID", help="a cell id, or the start of one")
+    publish.add_argument("--repo", required=True, metavar="ORG/NAME", help="hub model repo (created if absent)")
+    publish.add_argument("--results", default="results", help="results directory (default: %(default)s)")
+    publish.add_argument("--dry-run", action="store_true", help="list the files it would upload; upload nothing")
     return p
 
 
@@ -133,7 +139,7 @@ def _parse_only(items: list[str], experiment: Experiment) -> dict[str, list[str]
     return only
 
 
-COMMANDS = ("run", "dry-run", "rehearse", "report", "list")
+COMMANDS = ("run", "dry-run", "rehearse", "report", "list", "publish")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +179,8 @@ def _command(args: argparse.Namespace) -> int:
         return _list(args.rows)
     if args.command == "report":
         return _report_command(args)
+    if args.command == "publish":
+        return _publish(args)
     if args.command == "dry-run":
         args.dry_run, args.rehearse, args.print_config = True, False, None
     elif args.command == "rehearse":
@@ -187,6 +195,17 @@ def _list(rows: str) -> int:
     registry = getattr(importlib.import_module(f"benchmark.{module}"), name)
     for key, row in registry.items():
         print(f"{key:<26} {line(row)}".rstrip())
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .artifacts import publish, saved_model
+
+    model = saved_model(Path(args.results), args.cell_id)
+    files = publish(model, args.repo, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"would upload {len(files)} file(s) from {model} to {args.repo}:")
+        print("\n".join(f"  {name}" for name in files))
     return 0
 
 

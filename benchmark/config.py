@@ -1,8 +1,9 @@
 """Typed experiment config: TOML -> validated dataclasses -> grid cells, each with a stable hash.
 
 A grid TOML has ``[experiment]`` (name, description), ``[grid]`` (axes: each value a list, crossed in file order),
-``[train]`` and ``[eval]`` defaults, optional ``[report]`` and ``[executor]`` settings and optional extra rows
-``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid only.
+``[train]`` and ``[eval]`` defaults, optional ``[report]``, ``[tracking]`` and ``[executor]`` settings and optional
+extra rows ``[backbones.NAME]``, ``[teachers.NAME]``, ``[datasets.NAME]`` that extend the registries for this grid
+only.
 Axes are ``backbone``, ``objective``, ``teacher``, ``seed`` and any ``train.<field>`` (e.g. ``train.max_queries`` for
 the label-budget curve, ``train.negatives`` for the negatives source, ``train.group_size``).
 """
@@ -33,6 +34,7 @@ from .precisions import get_precision
 from .registry import Registry
 from .samplers import SAMPLERS
 from .teachers import TEACHER_KINDS, TEACHERS, TeacherSpec
+from .trackers import TrackingConfig
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,11 @@ class TrainConfig:
     sampler: Annotated[str, SAMPLERS] = "groups"  # how groups are built (benchmark/samplers.py)
     negatives_replacement: bool = False  # groups sampler: draw the K-1 negatives with replacement
     epochs: int = 3  # 0: an eval-only row (as ``skip``)
+    # A cross-encoder teacher row whose (fine-tuned) first model the student starts from: every weight whose name and
+    # shape the student shares (embeddings, its first layers, the head), as layer-dropped students are initialised
+    # (Sajjad et al. 2023, arXiv 2004.03844: dropping the top layers works best); None: the backbone row's own
+    # checkpoint
+    init_from: str | None = None
     # Eval-only: the backbone row's checkpoint (a released reranker, or a saved student's ``<cell>.model``
     # directory) is evaluated as it is, through the same first stage, measures, latency and report. The other
     # [train] fields of such a row are recorded (how the checkpoint was trained, for "ours vs paper"), not run.
@@ -172,6 +179,9 @@ DEFAULT_PRECISION = ("fp32",)
 class EvalConfig:
     datasets: tuple[str, ...] = ("embedded-test",)
     top_k: int = 100  # rerank the first-stage top-k
+    # More rerank depths (each < top_k) measured from the same scores: the top-d of the first stage, reordered by the
+    # model, without retraining; each depth is also an operating point timed once (benchmark.operating_points)
+    depths: tuple[int, ...] = ()
     batch_size: int = 64
     max_length: int | None = None  # None: as in training
     latency_queries: int = 10  # queries timed for latency (100 candidates each)
@@ -189,6 +199,10 @@ class EvalConfig:
             raise BenchError(f"eval.precision must list distinct precisions, got {list(self.precision)}")
 
         _positive(self, "top_k", "batch_size", "latency_queries", "latency_repeats")
+        if any(d <= 0 or d >= self.top_k for d in self.depths) or len(set(self.depths)) != len(self.depths):
+            raise BenchError(f"eval.depths must list distinct depths between 1 and eval.top_k - 1 = {self.top_k - 1}, "
+                             f"got {list(self.depths)}")
+        object.__setattr__(self, "depths", tuple(sorted(self.depths)))
         object.__setattr__(self, "measures", parse_measures(self.measures, "eval.measures"))
         if not self.datasets:
             raise BenchError("eval.datasets must name at least one dataset")
@@ -209,27 +223,42 @@ class CellConfig:
     backbone: BackboneSpec
     objective: str
     teacher: TeacherSpec
-    teacher_models: dict[str, BackboneSpec]  # the backbone rows the teacher's models name, resolved
+    teacher_models: dict[str, BackboneSpec]  # the backbone rows the teacher's (and init teacher's) models name
     seed: int
     train: TrainConfig
     eval: EvalConfig
     datasets: dict[str, DatasetSpec]  # every dataset row the cell reads (train + eval), resolved
     axes: dict[str, Any] = field(default_factory=dict)  # the grid coordinates of this cell
+    init_teacher: TeacherSpec | None = None  # train.init_from, resolved
     report: dict[str, Any] = field(default_factory=dict)  # the grid's [report] settings, so records re-render alike
     # A rehearsed cell (benchmark.rehearsal): the resolved config of the real cell it stands in for, so the report
     # compares that cell's protocol with published rows. Empty for a real cell.
     origin: dict[str, Any] = field(default_factory=dict)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # where curves also go (benchmark.tracking)
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     @property
+    def depths(self) -> tuple[int, ...]:
+        """Every rerank depth the cell measures, deepest (``eval.top_k``) last."""
+        return (*self.eval.depths, self.eval.top_k)
+
+    @property
     def config_hash(self) -> str:
         payload = self.to_dict()
-        for volatile in ("experiment", "axes", "report", "origin"):  # identical work under another name: same cell
+        for volatile in ("experiment", "axes", "report", "origin", "tracking"):  # the same work: the same cell
             payload.pop(volatile)
         payload["train"].pop("save_model")  # what is kept beside the record, not what is computed
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def record_axes(self) -> dict[str, Any]:
+        """The axes its record carries: the grid's, and for an eval-only cell of a grid without objective and
+        teacher axes, ``EVAL_ONLY_AXES`` in their place (reports group and label every record by both)."""
+        if not self.train.eval_only:
+            return dict(self.axes)
+        return {**{k: self.axes[k] for k in self.axes if k == "backbone"}, **EVAL_ONLY_AXES, **self.axes}
 
     @property
     def cell_id(self) -> str:
@@ -285,7 +314,9 @@ ROW_SECTIONS: dict[str, tuple[Registry[Any], Any]] = {
     "datasets": (DATASETS, DatasetSpec),
 }
 CELL_AXES = ("backbone", "objective", "teacher", "seed")
-TOP_KEYS = {"experiment", "grid", "train", "eval", "report", "executor", *ROW_SECTIONS}
+# How an eval-only cell (a checkpoint evaluated as it is) is labelled where a grid names no objective or teacher
+EVAL_ONLY_AXES = {"objective": "eval-only", "teacher": "none"}
+TOP_KEYS = {"experiment", "grid", "train", "eval", "report", "tracking", "executor", *ROW_SECTIONS}
 
 
 class _Rows:
@@ -422,14 +453,15 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         raise BenchError(f"experiment.name {name!r} may only hold letters, digits, '.', '_', '=' and '-' "
                          f"and may not start with '.' (try {safe_name(name, limit=100) or 'default'!r})")
     rows = _Rows(doc)
-    axes = _axes(doc.get("grid", {}))
+    train_base = doc.get("train", {})
+    if not isinstance(train_base, dict):
+        raise BenchError("[train] must be a table")
+    axes = _axes(doc.get("grid", {}), eval_only=_eval_only(train_base))
     report = doc.get("report", {})
     if not isinstance(report, dict):
         raise BenchError("[report] must be a table")
-    train_base = doc.get("train", {})
     eval_cfg = typed.build(EvalConfig, doc.get("eval", {}), "eval")
-    if not isinstance(train_base, dict):
-        raise BenchError("[train] must be a table")
+    tracking = typed.build(TrackingConfig, doc.get("tracking", {}), "tracking")
 
     cells = []
     for combo in itertools.product(*axes.values()):
@@ -443,18 +475,21 @@ def parse_experiment(doc: dict[str, Any], source: str | None = None) -> Experime
         names = [*([] if train.eval_only else [train.dataset, *train.validation_datasets]),
                  *eval_cfg.datasets]
         teacher = rows.get("teachers", point.get("teacher", "labels"))
+        init = _init_teacher(rows, train)
+        models = {m: _teacher_model(rows, t, m) for t in (teacher, *([init] if init else [])) for m in t.models}
         cells.append(CellConfig(
             experiment=name,
             backbone=rows.get("backbones", point.get("backbone", "bert-tiny")),
             objective=objective,
             teacher=teacher,
-            teacher_models={m: _teacher_model(rows, teacher, m) for m in teacher.models},
+            teacher_models=models, init_teacher=init,
             seed=point.get("seed", 0),
             train=train,
             eval=eval_cfg,
             datasets={n: rows.get("datasets", n) for n in dict.fromkeys(names)},
             axes={k: point[k] for k in [*CELL_AXES, *axes] if k in point},
             report=report,
+            tracking=tracking,
         ))
         if train.eval_only and cells[-1].backbone.checkpoint is None:
             raise BenchError(f"backbone {cells[-1].backbone.name!r}: an eval-only row (train.skip = true or "
@@ -493,6 +528,17 @@ def check_depths(cell: CellConfig) -> None:
                              f"{dataset!r} (top_k = {top_k}): set that row's top_k >= {depth} or lower {name}")
 
 
+def _init_teacher(rows: _Rows, train: TrainConfig) -> TeacherSpec | None:
+    """The teacher row ``train.init_from`` names; it must score with models (a cross-encoder row)."""
+    if train.init_from is None or train.eval_only:
+        return None
+    spec = rows.get("teachers", train.init_from)
+    if spec.kind != "cross-encoder":
+        raise BenchError(f"train.init_from = {train.init_from!r}: a student starts from a cross-encoder teacher's "
+                         f"model, not a {spec.kind} teacher")
+    return spec
+
+
 def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpec:
     try:
         return rows.get("backbones", model)
@@ -500,7 +546,15 @@ def _teacher_model(rows: _Rows, teacher: TeacherSpec, model: str) -> BackboneSpe
         raise BenchError(f"teacher {teacher.name!r}: {err}") from None
 
 
-def _axes(grid: Any) -> dict[str, list[Any]]:
+def _eval_only(train: dict[str, Any]) -> bool:
+    """``[train]`` makes every cell eval-only (``skip = true`` or ``epochs = 0``): no objective or teacher runs."""
+    return train.get("skip") is True or (train.get("epochs") == 0 and not isinstance(train.get("epochs"), bool))
+
+
+def _axes(grid: Any, eval_only: bool = False) -> dict[str, list[Any]]:
+    """The grid's axes in crossing order. backbone and seed are always coordinates, and objective and teacher too
+    unless the grid is ``eval_only`` (a released checkpoint has no objective of ours: its cells stay at the
+    defaults, which enter neither the cell id nor the axes, and their config hash is the one they had as axes)."""
     if not isinstance(grid, dict):
         raise BenchError("[grid] must be a table of axes, e.g. backbone = [\"bert-tiny\"]")
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -526,10 +580,10 @@ def _axes(grid: Any) -> dict[str, list[Any]]:
         if key in ("backbone", "objective", "teacher") and not all(isinstance(v, str) for v in values):
             raise BenchError(f"[grid] {key} values must be names (strings), got {values!r}")
         axes[key] = values
-    # backbone/objective/teacher/seed always appear as coordinates so reports can group by them.
+    # backbone/objective/teacher/seed appear as coordinates so reports can group by them.
     defaults = {"backbone": "bert-tiny", "objective": "infonce", "teacher": "labels", "seed": 0}
     for key, default in defaults.items():
-        if not ("recipe" in axes and key in ("objective", "teacher")):
+        if not (("recipe" in axes or eval_only) and key in ("objective", "teacher")):
             axes.setdefault(key, [default])
     order = [k for k in CELL_AXES if k in axes] + [k for k in axes if k not in CELL_AXES]
     return {k: axes[k] for k in order}

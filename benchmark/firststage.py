@@ -38,6 +38,7 @@ from .cache import RunStore
 from .collection import ENTRY_BYTES, Run, by_score
 from .dataset_rows import BM25Params, CutPolicy
 from .errors import BenchError
+from .progress import Progress, each
 
 
 class BM25Index:
@@ -54,7 +55,8 @@ class BM25Index:
     def from_docs(cls, docs: Mapping[str, str], params: BM25Params) -> BM25Index:
         """An in-memory index over ``docs``, rows in sorted doc id order."""
         doc_ids = sorted(docs)
-        return cls(_index(_token_ids(((d, docs[d]) for d in doc_ids), params)[1], params), doc_ids, params)
+        return cls(_index(_token_ids(((d, docs[d]) for d in doc_ids), params, total=len(doc_ids))[1], params),
+                   doc_ids, params)
 
     @classmethod
     def load(cls, directory: Path, params: BM25Params) -> BM25Index:
@@ -76,16 +78,22 @@ class BM25Index:
         """Top-k per query with a positive score, ranked by score (ties by docid)."""
         import bm25s
 
-        qids = sorted(queries)
-        if not qids:
-            return {}
-        tokens = bm25s.tokenize([queries[q] for q in qids], stopwords=_stopwords(self.params),
-                                stemmer=_stemmer(self.params), show_progress=False, return_ids=False)
-        results, scores = self.retriever.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False,
-                                                  n_threads=1)
-        return {q: dict(by_score({self.doc_ids[int(i)]: float(s) for i, s in zip(results[qi], scores[qi]) if s > 0}))
-                for qi, q in enumerate(qids)}
+        qids, run = sorted(queries), {}
+        bar = Progress(len(qids), "BM25 search", "queries")
+        # Searched in parts (a query's scores do not depend on the others), each a step of the progress.
+        for part in (qids[i:i + SEARCH_PART] for i in range(0, len(qids), SEARCH_PART)):
+            tokens = bm25s.tokenize([queries[q] for q in part], stopwords=_stopwords(self.params),
+                                    stemmer=_stemmer(self.params), show_progress=False, return_ids=False)
+            results, scores = self.retriever.retrieve(tokens, k=min(k, len(self.doc_ids)), show_progress=False,
+                                                      n_threads=1)
+            run.update({q: dict(by_score({self.doc_ids[int(i)]: float(s) for i, s in zip(results[qi], scores[qi])
+                                          if s > 0})) for qi, q in enumerate(part)})
+            bar.update(len(part))
+        bar.close()
+        return run
 
+
+SEARCH_PART = 1000  # queries searched per bm25s call
 
 # Part of every index and BM25 run cache key (with the BM25 parameters): raised when tokenisation or scoring changes,
 # so nothing built before is reused (2: a document without a word has no token, as in ``bm25s.tokenize``).
@@ -111,8 +119,8 @@ def _stemmer(params: BM25Params) -> Any:
     return Stemmer.Stemmer("porter")
 
 
-def _token_ids(docs: Iterable[tuple[str, str]], params: BM25Params,
-               chunk: int = 100_000) -> tuple[list[str], tuple[list, dict]]:
+def _token_ids(docs: Iterable[tuple[str, str]], params: BM25Params, chunk: int = 100_000,
+               total: int | None = None) -> tuple[list[str], tuple[list, dict]]:
     """(doc ids, (token ids per doc, vocabulary)) of a corpus streamed as (doc_id, text) pairs.
 
     The tokenisation of ``bm25s.tokenize(texts, stopwords, stemmer)``, which :meth:`BM25Index.search` applies to
@@ -132,7 +140,7 @@ def _token_ids(docs: Iterable[tuple[str, str]], params: BM25Params,
         doc_ids.extend(d for d, _ in batch)
         batch.clear()
 
-    for pair in docs:
+    for pair in each(docs, "BM25 index: tokenise", "docs", total):
         batch.append(pair)
         if len(batch) >= chunk:
             flush()
@@ -146,7 +154,9 @@ def _index(tokens: tuple[list, dict], params: BM25Params) -> Any:
     import bm25s
 
     retriever = bm25s.BM25(k1=params.k1, b=params.b, method="lucene")
-    retriever.index(tokens, show_progress=False)
+    with Progress(len(tokens[0]), "BM25 index: score", "docs") as bar:  # one bm25s call: done when it returns
+        retriever.index(tokens, show_progress=False)
+        bar.update(len(tokens[0]))
     return retriever
 
 

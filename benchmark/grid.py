@@ -34,6 +34,7 @@ from .errors import BenchError
 from .executors import get_executor
 from .models import head_problem
 from .teaching import cell_problems, teacher_file
+from .tracking import close_tracker, final_values, open_tracker
 from .results import (FAILED_RERUN, SCHEMA_VERSION, atomic_write_text, axes_label, inspect_record, read_record,
                       record_path, write_record)
 
@@ -48,7 +49,7 @@ def failure_record(cell: CellConfig, err: BaseException, results_dir: Path, star
     message = str(err) if isinstance(err, BenchError) else f"{type(err).__name__}: {err}"
     return {
         "schema": SCHEMA_VERSION, "experiment": cell.experiment, "cell_id": cell.cell_id,
-        "config_hash": cell.config_hash, "status": "failed", "axes": cell.axes, "config": cell.to_dict(),
+        "config_hash": cell.config_hash, "status": "failed", "axes": cell.record_axes, "config": cell.to_dict(),
         "error": {"type": type(err).__name__, "message": " ".join(message.split())[:500],
                   "traceback_file": tb_path.name},
         "provenance": provenance(started),
@@ -119,8 +120,11 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
               file=sys.stderr)
         remove(checkpoint_dir)
     outputs = CellOutputs(results, cell.experiment, cell.cell_id)
+    tracker = None
     try:
-        record = run_cell(cell, checkpoint_dir, outputs)
+        tracker = open_tracker(cell)
+        record = run_cell(cell, checkpoint_dir, outputs, tracker.log)
+        tracker.log(record["train"]["steps"], final_values(record["metrics"]))
         record["data"] = data_hashes(cell)
         outputs.commit()  # runs and model in place before the record that names them
     except (KeyboardInterrupt, SystemExit):
@@ -129,6 +133,9 @@ def execute_cell(cell: CellConfig, results_dir: str) -> dict[str, Any]:
     except Exception as err:  # noqa: BLE001 -- any cell failure becomes a failure record; the grid goes on
         outputs.discard()
         record = failure_record(cell, err, results, started)
+    finally:
+        if tracker is not None:
+            close_tracker(tracker, cell)
     previous = read_record(record_path(results, cell.experiment, cell.cell_id))
     keep_previous = record["status"] != "ok" and previous is not None and previous["status"] == "ok"
     try:

@@ -28,6 +28,7 @@ import torch
 from .collection import Collection, Run
 from .fastpath import first_logits
 from .precisions import get_precision
+from .progress import Progress
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Pairs tokenized and padded at once: bounds the padded id arrays (3 x 8192 x 512 int64 = 100 MB at most) when a
@@ -202,15 +203,16 @@ class Reranker:
         self.dtype = dtype
         self.use_token_type_ids = use_token_type_ids
 
-    def score(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
-        """One float32 score per pair, in input order."""
+    def score(self, queries: Sequence[str], docs: Sequence[str], desc: str | None = None) -> np.ndarray:
+        """One float32 score per pair, in input order; ``desc`` names the stage's progress (None: silent)."""
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
-        chunks = [self._score_chunk(queries[i:i + CHUNK_PAIRS], docs[i:i + CHUNK_PAIRS])
-                  for i in range(0, len(queries), CHUNK_PAIRS)]
+        with Progress(len(queries), desc, "pairs") as bar:
+            chunks = [self._score_chunk(queries[i:i + CHUNK_PAIRS], docs[i:i + CHUNK_PAIRS], bar)
+                      for i in range(0, len(queries), CHUNK_PAIRS)]
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
-    def _score_chunk(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
+    def _score_chunk(self, queries: Sequence[str], docs: Sequence[str], bar: Progress) -> np.ndarray:
         # One tokenizer call pads every pair to the chunk's longest (right padding); each length-sorted batch then
         # takes only the columns up to its own longest pair: dynamic padding without per-row Python work.
         enc = _tokenize(self.tokenizer, queries, docs, self.max_length, "np", self.max_query_length,
@@ -227,14 +229,16 @@ class Reranker:
             for rows, width in batches:
                 batch = {k: v[rows, :width].to(self.device, non_blocking=True) for k, v in arrays.items()}
                 scores[rows] = self.logits(**batch).float()
+                bar.update(len(order[rows]))
         out = np.empty(len(order), dtype=np.float32)
         out[order] = scores.cpu().numpy()
         return out
 
-    def rerank(self, collection: Collection, qids: Iterable[str], k: int = 100) -> Run:
-        """Rerank each query's first-stage top-k; returns an ir_measures-style run of the model's scores."""
+    def rerank(self, collection: Collection, qids: Iterable[str], k: int = 100, desc: str | None = None) -> Run:
+        """Rerank each query's first-stage top-k; returns an ir_measures-style run of the model's scores (``desc``:
+        as for :meth:`score`)."""
         pairs = [(q, d) for q in qids for d in collection.ranked(q, k)]
-        scores = self.score([collection.queries[q] for q, _ in pairs], [collection.docs[d] for _, d in pairs])
+        scores = self.score([collection.queries[q] for q, _ in pairs], [collection.docs[d] for _, d in pairs], desc)
         run: Run = {}
         for (q, d), s in zip(pairs, scores):
             run.setdefault(q, {})[d] = float(s)
@@ -280,10 +284,12 @@ def precision_reranker(model, tokenizer, name: str, *, device: str | torch.devic
     return Reranker(model, tokenizer, device=device, dtype=dtype, precision=name, **kwargs)
 
 
-def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[..., torch.Tensor], str]:
-    """Export the model's own (padded) forward to ONNX, optionally quantise its weights to int8, and return a
-    ``logits[:, 0]`` function over an ONNX Runtime CPU session with torch's thread count."""
-    import onnxruntime as ort
+def export_onnx(model, path: Path, *, token_type_ids: bool, int8_path: Path | None = None) -> Path:
+    """Export the model's own (padded) forward to ``path`` and, with ``int8_path``, a copy with its weights quantised
+    to int8 there; returns the file to score with (the int8 one where asked). Inputs ``input_ids``,
+    ``attention_mask`` (and ``token_type_ids``), output ``logits`` [batch, 1], batch and length dynamic: the graph
+    optimum's ``ORTModelForSequenceClassification`` (sentence-transformers' ``CrossEncoder(path, backend="onnx")``)
+    feeds and reads."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_type_ids else [])
@@ -297,27 +303,38 @@ def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[.
             self.model = model
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.model(**dict(zip(names, inputs))).logits[:, 0]
+            return self.model(**dict(zip(names, inputs))).logits
 
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
         # The tracer warns about Python conditions it freezes (causal flags, mask padding): constant for an encoder.
         warnings.simplefilter("ignore")
-        path = Path(tmp) / "model.onnx"
         # The TorchScript exporter (dynamo=False): it needs no onnxscript, and batch and length stay dynamic.
         torch.onnx.export(Logits().eval(), tuple(example[k] for k in names), str(path), input_names=names,
-                          output_names=["score"], dynamic_axes={**{k: {0: "batch", 1: "length"} for k in names},
-                                                                "score": {0: "batch"}},
+                          output_names=["logits"], dynamic_axes={**{k: {0: "batch", 1: "length"} for k in names},
+                                                                 "logits": {0: "batch"}},
                           opset_version=17, dynamo=False)
-        if int8:
-            quantized = Path(tmp) / "model.int8.onnx"
-            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
-            path = quantized
+    if int8_path is None:
+        return path
+    quantize_dynamic(str(path), str(int8_path), weight_type=QuantType.QInt8)
+    return int8_path
+
+
+def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[..., torch.Tensor], str]:
+    """``export_onnx`` into a temporary directory, and a ``logits[:, 0]`` function over an ONNX Runtime CPU session
+    of the file with torch's thread count."""
+    import onnxruntime as ort
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_type_ids else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", token_type_ids=token_type_ids,
+                           int8_path=Path(tmp) / "model.int8.onnx" if int8 else None)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def logits(**batch: torch.Tensor) -> torch.Tensor:
         feeds = {k: batch[k].numpy() for k in names}
-        return torch.from_numpy(session.run(None, feeds)[0])
+        return torch.from_numpy(np.ascontiguousarray(session.run(None, feeds)[0][:, 0]))
 
     return logits, "onnxruntime-int8" if int8 else "onnxruntime"

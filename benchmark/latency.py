@@ -63,9 +63,11 @@ def timer_for(device: torch.device | str) -> type[CpuTimer] | type[CudaTimer]:
 
 
 def summarize(times_ms: Sequence[float], pairs_per_query: Sequence[int]) -> dict:
-    """p50/p95/p99 per query (numpy's linear interpolation) and throughput over all timed runs."""
+    """p50/p95/p99 per query, the quartiles around the median (``q1_ms``, ``q3_ms``: its noise), numpy's linear
+    interpolation, and throughput over all timed runs."""
     t = np.asarray(times_ms, dtype=float)
-    return {"p50_ms": float(np.percentile(t, 50)), "p95_ms": float(np.percentile(t, 95)),
+    return {"p50_ms": float(np.percentile(t, 50)), "q1_ms": float(np.percentile(t, 25)),
+            "q3_ms": float(np.percentile(t, 75)), "p95_ms": float(np.percentile(t, 95)),
             "p99_ms": float(np.percentile(t, 99)), "mean_ms": float(t.mean()),
             "pairs_per_s": float(sum(pairs_per_query) / (t.sum() / 1000)) if t.sum() else None, "runs": int(t.size)}
 
@@ -175,19 +177,27 @@ def measure_latency(reranker, lists: Sequence[tuple[str, Sequence[str]]], *, war
 
 @dataclass(frozen=True)
 class QualityCheck:
-    """How a precision's reranker is evaluated: nDCG@10 on ``dataset`` (``score``), fp32's value already known."""
+    """How a precision's reranker is evaluated: nDCG@10 at each rerank depth on ``dataset`` (``score``), fp32's
+    values already known."""
 
     dataset: str
-    fp32: float
-    score: Callable[[Reranker], float]
+    fp32: dict[int, float]  # depth -> nDCG@10
+    score: Callable[[Reranker], dict[int, float]]
 
 
-def measure_precisions(model, tokenizer, names: Sequence[str], lists: Sequence[tuple[str, Sequence[str]]],
-                       quality: QualityCheck, *, fp32_latency: dict, warmup: int = 3, repeats: int = 20,
-                       **reranker_kwargs) -> dict[str, dict]:
-    """Per precision name: ``supported`` (with ``reason`` when not), CPU ``latency`` (``measure_latency``'s record;
-    fp32's is ``fp32_latency``, measured once for the cell), ``nDCG@10`` on ``quality.dataset`` and, against fp32,
-    ``delta_nDCG@10`` and ``speedup_p50`` (fp32 p50 / this p50)."""
+# A precision's timing of one depth: (precision, depth, measure) -> the operating point's figure.
+Timed = Callable[[str, int, Callable[[], dict]], dict]
+
+
+def measure_precisions(model, tokenizer, names: Sequence[str], lists: dict[int, Sequence[tuple[str, Sequence[str]]]],
+                       quality: QualityCheck, *, fp32_latency: dict[int, dict], timed: Timed | None = None,
+                       warmup: int = 3, repeats: int = 20, **reranker_kwargs) -> dict[str, dict]:
+    """Per precision name: ``supported`` (with ``reason`` when not), and per rerank depth (``lists``: depth ->
+    candidate lists) its CPU ``latency`` (``measure_latency``'s figure through ``timed``, which may share one figure
+    per operating point; fp32's are ``fp32_latency``), ``nDCG@10`` on ``quality.dataset`` and, against fp32,
+    ``delta_nDCG@10`` and ``speedup_p50`` (fp32 p50 / this p50). The deepest depth's values are also the row's
+    own; the others are under ``depths``."""
+    timed = timed or (lambda _name, _depth, measure: measure())
     out: dict[str, dict] = {}
     for name in names:
         reason = unsupported(name, "cpu")
@@ -195,12 +205,16 @@ def measure_precisions(model, tokenizer, names: Sequence[str], lists: Sequence[t
             out[name] = {"supported": False, "reason": reason}
             continue
         if name == "fp32":
-            latency, ndcg = fp32_latency, quality.fp32
+            points, ndcg = fp32_latency, quality.fp32
         else:
             reranker = precision_reranker(model, tokenizer, name, device="cpu", **reranker_kwargs)
-            latency = measure_latency(reranker, lists, warmup=warmup, repeats=repeats)
+            points = {d: timed(name, d, lambda d=d: measure_latency(reranker, lists[d], warmup=warmup,
+                                                                     repeats=repeats)) for d in lists}
             ndcg = quality.score(reranker)
-        out[name] = {"supported": True, "dataset": quality.dataset, "nDCG@10": ndcg,
-                     "delta_nDCG@10": ndcg - quality.fp32, "latency": latency,
-                     "speedup_p50": fp32_latency["p50_ms"] / latency["p50_ms"] if latency else None}
+        per_depth = {d: {"nDCG@10": ndcg[d], "delta_nDCG@10": ndcg[d] - quality.fp32[d], "latency": points[d],
+                         "speedup_p50": fp32_latency[d]["p50_ms"] / points[d]["p50_ms"] if points[d] else None}
+                     for d in sorted(lists)}
+        deepest = max(per_depth)
+        out[name] = {"supported": True, "dataset": quality.dataset, **per_depth[deepest],
+                     "depths": {str(d): v for d, v in per_depth.items() if d != deepest}}
     return out

@@ -31,6 +31,7 @@ from transformers.utils import logging as hf_logging
 
 from .backbones import BackboneSpec, resolve_model_path
 from .errors import BenchError
+from .progress import hub_downloads
 
 
 def _offline_hint(spec: BackboneSpec, what: str, err: Exception) -> BenchError:
@@ -126,26 +127,26 @@ def save_checkpoint(model: torch.nn.Module, tokenizer, path: str | Path, head_pr
     return path
 
 
-def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool = False):
+def build_cross_encoder(spec: BackboneSpec, *, seed: int = 0, require_head: bool = False, quiet: bool = False):
     """A one-logit model and its tokenizer for ``spec``.
 
     Random initialisation is seeded so a cell is reproducible; a pretrained checkpoint without a trained scoring
     head gets a freshly seeded one: with ``require_head`` (eval-only rows) that is a one-line ``BenchError`` naming
-    the row, the checkpoint and the missing keys, otherwise one warning line on stderr.
+    the row, the checkpoint and the missing keys, otherwise one warning line on stderr (none with ``quiet``: the
+    caller fills or does not use the head).
     """
     overrides = {"num_labels": 1, **spec.config}
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
     # transformers' load report (and its model_type note on lightning-ir configs) gives way to one line here
     hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     try:
-        tokenizer = load_tokenizer(spec)
-        model, missing, unexpected = _build(spec, overrides)
+        with hub_downloads(spec.checkpoint, spec.tokenizer):
+            tokenizer = load_tokenizer(spec)
+            model, missing, unexpected = _build(spec, overrides)
     finally:
         hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
-    if missing:
+    if missing and not (quiet and not require_head):
         _report_missing(spec, type(model).__name__, missing, unexpected, require_head)
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()

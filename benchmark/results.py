@@ -14,14 +14,19 @@ Record schema (``schema`` = 1)::
       "config": {...},                           # the full resolved cell (CellConfig.to_dict()), rows included
       "metrics": {"embedded-test": {             # per evaluation dataset row: its measures (ir_measures names)
           "nDCG@10": 0.61, "RR@10": 0.7, "Judged@10": 0.5, "n_queries": 60,
-          "first_stage": {"nDCG@10": 0.45, ..., "R@100": 0.88},
+          "first_stage": {"nDCG@10": 0.45, ..., "R@100": 0.88, "per_query": {"nDCG@10": {...}, ...}},
           "first_stage_info": {"name": "bm25", "first_stage": "file", "depth": 100, "rerank_depth": 100,
                                "reranked_max": 100, "reranked_mean": 99.9, "measures": [...]},
           "random_order": {"nDCG@10": 0.07, "std": 0.01, "shuffles": 20, "per_query": {"nDCG@10": {...}}},
           "teacher": {"name": "minilm-l6-ce", "nDCG@10": 0.78, ..., "per_query": {...}}}},  # model teachers
       "per_query": {"embedded-test": {"nDCG@10": {"q1": 0.5, ...}, ...}},
-      "latency": {"cpu": {...}, "cuda": {...} | null,      # see benchmark.latency
-                  "precision": {name: {...}}},             # only with eval.precision beyond fp32
+      "depths": {"embedded-test": [              # per rerank depth (eval.depths, then eval.top_k), same scores
+          {"depth": 10, "student": {"measures": {...}, "per_query": {...}}, "teacher": {...}}, ...]},
+      "latency": {"cpu": {...}, "cuda": {...} | null,      # the student at eval.top_k (benchmark.latency)
+                  "operating_points": [{"role": "student" | "teacher", "backbone": "minilm-l3", "precision": "fp32",
+                                        "depth": 10, "device": "cpu", "p50_ms": 40.1, "q1_ms": 39.0,
+                                        "q3_ms": 41.9, ..., "key": "<shared figure>"}, ...],
+                  "precision": {name: {..., "depths": {...}}}},  # only with eval.precision beyond fp32
       "train": {"seconds": 69.0, "steps": 13, "epochs": 1, "queries": 200, "pairs": 1600, "pairs_per_s": 23.2,
                 "device": "cpu", "dtype": "fp32", "warmup_steps": 1, "loss_curve": [[step, loss], ...],
                 "validation": {...}, "oom_retry": {...}, "resumed_from_step": 4,    # these three when they apply

@@ -51,6 +51,9 @@ class TeacherSpec:
     finetune_objective: Annotated[str, OBJECTIVES] = "infonce"
     finetune_lr: float = 5e-5
     finetune_batch_size: int | None = None  # queries per fine-tuning step (None: the cell's train.batch_size)
+    # candidates per query in fine-tuning (None: the cell's train.group_size): a row that sets it is the same teacher
+    # for a BCE cell of 2-candidate groups and a listwise cell of 8
+    finetune_group_size: int | None = None
     path: str | None = None  # score-file / llm-ranking / docpairs input (docpairs: also irds:<ir_datasets id>)
     md5: str | None = None  # expected md5 of the file at path, checked before reading it
     # docpairs: read the triples in a seeded one-time shuffle (benchmark.shuffle) instead of file order; None = order
@@ -72,22 +75,23 @@ class TeacherSpec:
 
 
 # The MiniLM cross-encoder teachers take 4 queries x 8 candidates per fine-tuning step, as the default grid's
-# students do: on the same pairs, more and smaller steps make the stronger teacher (docs/results.md).
+# students do, whatever the cell's grouping: on the same pairs, more and smaller steps make the stronger teacher
+# (docs/results.md).
 TEACHERS: Registry[TeacherSpec] = Registry("teacher")
 for _spec in [
     TeacherSpec("labels", "labels", description="qrels grades only"),
     TeacherSpec("minilm-l6-ce", "cross-encoder", models=("minilm-l6",), finetune_epochs=2, finetune_lr=2e-4,
-                finetune_batch_size=4,
+                finetune_batch_size=4, finetune_group_size=8,
                 description="all-MiniLM-L6-v2 (22.7M) fine-tuned as a cross-encoder on the training labels"),
     TeacherSpec("minilm-l3-ce", "cross-encoder", models=("minilm-l3",), finetune_epochs=2, finetune_lr=2e-4,
-                finetune_batch_size=4,
+                finetune_batch_size=4, finetune_group_size=8,
                 description="the first 3 layers of all-MiniLM-L6-v2 (17.4M), fine-tuned likewise"),
     TeacherSpec("minilm-l6-bi", "bi-encoder", models=("minilm-l6",),
                 description="all-MiniLM-L6-v2 as shipped (a bi-encoder): 20 x cosine of query and passage"),
     TeacherSpec("llm-example", "llm-ranking", path="embedded-llm-ranking.jsonl",
                 description="RankZephyr-format ranked lists shipped in benchmark/data (made by MiniLM, see README)"),
     TeacherSpec("minilm-ensemble", "cross-encoder", models=("minilm-l6", "minilm-l3"), finetune_epochs=2,
-                finetune_lr=2e-4, finetune_batch_size=4,
+                finetune_lr=2e-4, finetune_batch_size=4, finetune_group_size=8,
                 description="mean of the z-normalised scores of the L6 and L3 teachers"),
 ]:
     TEACHERS.add(_spec.name, _spec)

@@ -35,6 +35,7 @@ from typing import Any
 
 import ir_datasets
 import numpy as np
+import torch
 from ir_datasets.formats import TsvDocPairs
 from ir_datasets.util import GzipExtract, LocalDownload
 from safetensors.torch import load_file, save_file
@@ -51,6 +52,7 @@ from .errors import BenchError
 from .inference import Reranker
 from .losses import get_objective
 from .models import build_cross_encoder
+from .progress import each, hub_downloads
 from .registry import Registry
 from .samplers import TriplePool, TripleTable, get_sampler
 from .teachers import TEACHER_KINDS, TeacherSpec
@@ -133,10 +135,11 @@ def _cross_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, quer
     reranker = Reranker(model, tokenizer, max_length=cfg.max_length, batch_size=ctx.cell.eval.batch_size,
                         device=resolve_device(cfg.device), dtype=cfg.dtype,
                         use_token_type_ids=backbone.token_type_ids)
-    return reranker.score(queries, docs)
+    return reranker.score(queries, docs, desc=f"teacher {backbone.name} scores")
 
 
 BI_ENCODER_SCALE = 20.0  # cosine x 20 (the usual contrastive temperature) puts scores on a logit-like scale
+BI_ENCODER_CHUNK = 8192  # texts encoded per call: one progress step (each call sorts its texts by length)
 
 
 def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries: list[str], docs: list[str]):
@@ -144,10 +147,13 @@ def _bi_encoder_scores(spec: TeacherSpec, ctx: TeacherContext, backbone, queries
     from sentence_transformers import SentenceTransformer  # optional: the bi-encoder teacher only
 
     device = str(resolve_device(ctx.cell.train.device))
-    model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
+    with hub_downloads(backbone.checkpoint):
+        model = SentenceTransformer(resolve_model_path(backbone.checkpoint or ""), device=device)
     texts = sorted(set(queries) | set(docs))
-    emb = model.encode(texts, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
-                       show_progress_bar=False)
+    parts = [texts[i:i + BI_ENCODER_CHUNK] for i in range(0, len(texts), BI_ENCODER_CHUNK)] or [texts]
+    emb = torch.cat([model.encode(part, batch_size=64, convert_to_tensor=True, normalize_embeddings=True,
+                                  show_progress_bar=False)
+                     for part in each(parts, f"teacher {backbone.name} embeddings", "chunks")])
     row = {t: i for i, t in enumerate(texts)}
     q, d = emb[[row[t] for t in queries]], emb[[row[t] for t in docs]]
     return ((q * d).sum(dim=1) * BI_ENCODER_SCALE).cpu().numpy()
@@ -206,7 +212,8 @@ def _finetune_config(spec: TeacherSpec, ctx: TeacherContext, backbone):
     which ties candidates the fp32 teacher orders)."""
     base = ctx.cell.train
     cuda = resolve_device(base.device).type == "cuda"
-    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=base.group_size, negatives="first-stage",
+    return TrainConfig(dataset=base.dataset, max_queries=None, group_size=spec.finetune_group_size or base.group_size,
+                       negatives="first-stage",
                        negatives_depth=base.negatives_depth, epochs=max(spec.finetune_epochs, 1),
                        batch_size=spec.finetune_batch_size or base.batch_size, lr=spec.finetune_lr,
                        max_length=base.max_length,
@@ -231,6 +238,14 @@ def _teacher_model(spec: TeacherSpec, ctx: TeacherContext, backbone):
     path = build_once(cache_root() / "teachers" / f"{backbone.name}-{key}.safetensors", fine_tune)
     model.load_state_dict(load_file(str(path)))  # what every process sharing the cache reads
     return model.eval(), tokenizer
+
+
+def initial_weights(spec: TeacherSpec, ctx: TeacherContext) -> tuple[str, dict[str, Any]]:
+    """(backbone row, state dict) of a cross-encoder teacher's first model as the teacher scores with it
+    (fine-tuned first where the row asks, cached like its scores): what a ``train.init_from`` student starts from."""
+    backbone = ctx.backbone_of(spec.models[0])
+    model, _ = _teacher_model(spec, ctx, backbone)
+    return backbone.name, model.state_dict()
 
 
 def teacher_file(spec: TeacherSpec) -> Path | None:

@@ -245,18 +245,22 @@ def resolve_device(name: str) -> torch.device:
 
 # The model (in eval mode) -> its validation measure, or that measure per validation set (their mean is the value)
 Validate = Callable[[torch.nn.Module], float | Mapping[str, float]]
+Track = Callable[[int, Mapping[str, float]], None]  # (optimiser step, name -> value): a tracker's log
 
 
 def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targets: Targets, objective: Objective,
                 cfg: TrainConfig, *, seed: int, use_token_type_ids: bool, backbone_dtype: str = "fp32",
                 desc: str = "train", log_every: int = 5, checkpoint_dir: Path | None = None,
-                validate: Validate | None = None) -> dict:
+                validate: Validate | None = None, track: Track | None = None) -> dict:
     """Train ``model`` in place; returns the record's ``train`` section (time, steps, loss curve, pairs/s).
 
     With ``validate`` and ``cfg.validate_every`` > 0, the model is validated every that many steps and after the
     last one; the weights of the best value (the earliest on ties: a later step must beat it, as xpm_torch's
     validation listener does, experimaestro/xpm-torch: src/xpm_torch/trainers/validation.py) are loaded back at
     the end, and the section gains ``validation`` (curve of [step, value], best step and value).
+
+    ``track(steps done, values)`` (a ``benchmark.tracking`` writer) gets ``train/loss`` and ``train/lr`` (the rate
+    the step used) after every step and ``validation/<measure>`` (and each set's value) after every validation.
 
     With ``checkpoint_dir`` and ``cfg.checkpoint_every`` > 0, state is saved every that many steps (with the best
     weights so far) and a rerun resumes from it: the epoch's groups and order are re-drawn from the saved generator
@@ -279,7 +283,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
     sched = make_scheduler(opt, warmup, length, cfg.lr_schedule, cfg.lr_step_every)
     dtype = compute_dtype(device, cfg.dtype, backbone_dtype)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "fp16")
-    best = Best(validate if cfg.validate_every > 0 else None)
+    best = Best(validate if cfg.validate_every > 0 else None, cfg.validation_measure)
     curve: list[list[float]] = []
     pairs = step = first_epoch = skip = 0
     saving = checkpoint_dir is not None and cfg.checkpoint_every > 0
@@ -307,6 +311,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         if cfg.max_grad_norm > 0:
             scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        lr = opt.param_groups[0]["lr"]  # the rate this step used
         scaler.step(opt)
         scaler.update()
         sched.step()
@@ -316,8 +321,10 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
         step += 1
         bar.set_postfix(loss=f"{value:.4f}")
         bar.update()
+        if track is not None:
+            track(step, {"train/loss": value, "train/lr": lr})
         if best.validate and step % cfg.validate_every == 0:
-            best.check(model, step)
+            best.check(model, step, track)
         if saving and step % cfg.checkpoint_every == 0:
             checkpoint.save(checkpoint_dir, model, opt, sched, scaler,
                             {"epoch": s.epoch, "batch": s.batch + 1, "epoch_rng": s.epoch_rng, "step": step,
@@ -326,7 +333,7 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
                             best=best.weights)
     bar.close()
     if best.validate and best.last_step != step:  # the final weights are a candidate too
-        best.check(model, step)
+        best.check(model, step, track)
     model.eval()
     seconds = time.perf_counter() - start - best.seconds
     stats = {"seconds": round(seconds, 3), "steps": step, "epochs": last_epoch + 1,
@@ -347,8 +354,8 @@ def train_model(model: torch.nn.Module, tokenizer, collection: Collection, targe
 class Best:
     """The validation curve and the weights of its best step (held on the CPU; checkpoints persist them)."""
 
-    def __init__(self, validate: Validate | None) -> None:
-        self.validate = validate
+    def __init__(self, validate: Validate | None, measure: str = "value") -> None:
+        self.validate, self.measure = validate, measure  # the measure names tracked values
         self.curve: list[list[float]] = []
         self.per_set: dict[str, list[list[float]]] = {}  # a mapping validator's values per set, step by step
         self.best_step: int | None = None
@@ -360,7 +367,7 @@ class Best:
     def last_step(self) -> int | None:
         return self.curve[-1][0] if self.curve else None
 
-    def check(self, model: torch.nn.Module, step: int) -> None:
+    def check(self, model: torch.nn.Module, step: int, track: Track | None = None) -> None:
         start = time.perf_counter()
         model.eval()
         result = self.validate(model)
@@ -372,6 +379,9 @@ class Best:
         self.curve.append([step, round(value, 6)])
         for name, v in sets.items():
             self.per_set.setdefault(name, []).append([step, round(v, 6)])
+        if track is not None:
+            track(step, {f"validation/{self.measure}": value,
+                         **{f"validation/{name}/{self.measure}": v for name, v in sets.items()}})
         if self.best_value is None or value > self.best_value:
             self.best_step, self.best_value = step, value
             self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

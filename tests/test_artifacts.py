@@ -5,6 +5,10 @@ fails."""
 
 import gzip
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import ir_measures
 import numpy as np
@@ -13,7 +17,7 @@ import torch
 
 from benchmark import cell as cell_module
 from benchmark import grid
-from benchmark.artifacts import save_student, should_save_model
+from benchmark.artifacts import publish, save_student, saved_model, should_save_model
 from benchmark.backbones import get_backbone
 from benchmark.cell import load
 from benchmark.config import parse_experiment
@@ -24,14 +28,18 @@ from benchmark.models import build_cross_encoder
 from benchmark.report import render_report
 from tests_support import TINY_GRID, embedded_row, merged, write_toml
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def experiment(tmp_path, name="trained", backbone="bert-tiny", datasets=("tiny-test",), backbones=None, **train):
-    """A one-cell InfoNCE grid on the tiny embedded rows (plus ``tiny-dev``); ``train`` fields change ``[train]``."""
+
+def experiment(tmp_path, name="trained", backbone="bert-tiny", datasets=("tiny-test",), backbones=None,
+               precision=None, objective="infonce", **train):
+    """A one-cell InfoNCE grid on the tiny embedded rows (plus ``tiny-dev``); ``train`` fields change ``[train]``,
+    ``precision`` the ``eval.precision`` rows; ``objective=None``: no objective axis."""
     doc = merged(TINY_GRID, {
         "experiment": {"name": name, "description": None},
-        "grid": {"backbone": [backbone], "objective": ["infonce"], "teacher": None},
+        "grid": {"backbone": [backbone], "objective": [objective] if objective else None, "teacher": None},
         "train": train,
-        "eval": {"datasets": list(datasets), "batch_size": 16},
+        "eval": {"datasets": list(datasets), "batch_size": 16, **({"precision": precision} if precision else {})},
         "datasets": {"tiny-train": {"max_queries": 16}, "tiny-test": {"max_queries": 6},
                      "tiny-dev": embedded_row("dev", 4, top_k=20)},
         "teachers": None,
@@ -89,11 +97,12 @@ def run(experiment_, results):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """One bert-tiny cell trained for an epoch with ``save_model = true``, written under a results directory."""
+    """One bert-tiny cell trained for an epoch with ``save_model = true`` and the ONNX precision rows, written under
+    a results directory."""
     tmp = tmp_path_factory.mktemp("trained")
     cell_module._collection.cache_clear()
     results = tmp / "results"
-    cell, rec = run(experiment(tmp, save_model=True), results)
+    cell, rec = run(experiment(tmp, save_model=True, precision=["fp32", "onnx-fp32", "onnx-int8"]), results)
     return tmp, results, cell, rec
 
 
@@ -158,9 +167,12 @@ def test_an_eval_only_row_on_a_saved_student_reproduces_it_and_evaluates_a_new_d
     model_dir = results / cell.experiment / rec["model"]
     row = {"family": "bert", "checkpoint": str(model_dir), "tokenizer": str(model_dir)}
     again = experiment(tmp, name="again", backbone="saved", skip=True, datasets=("tiny-test", "tiny-dev"),
-                       backbones={"saved": row})
+                       backbones={"saved": row}, objective=None)
     assert list(again.cells[0].datasets) == ["tiny-test", "tiny-dev"]  # no training data read
+    # no objective or teacher axis: neither in the cell id nor in the record's axes beyond the eval-only label
+    assert again.cells[0].cell_id.startswith("saved__0__")
     eval_cell, eval_rec = run(again, results)
+    assert eval_rec["axes"] == {"backbone": "saved", "objective": "eval-only", "teacher": "none", "seed": 0}
     assert eval_rec["train"]["steps"] == 0 and eval_rec["train"]["eval_only"] is True
     assert "model" not in eval_rec  # nothing new to save
     for key, value in rec["metrics"]["tiny-test"].items():
@@ -213,3 +225,115 @@ def test_eval_only_rows_and_the_save_model_default(tmp_path):
     default = {b: should_save_model(experiment(tmp_path, backbone=b).cells[0])
                for b in ("bert-tiny", "minilm-l2", "bert-base")}
     assert default == {"bert-tiny": False, "minilm-l2": False, "bert-base": True}
+
+
+def test_the_cards_results_read_back_through_the_hubs_parsers(trained):
+    """metadata_load and model_index_to_eval_results, the functions the hub's card page is built on, give every
+    measure of every eval set with its first stage, plus base model, training data and license."""
+    from huggingface_hub import metadata_load
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    _, results, cell, rec = trained
+    meta = metadata_load(results / cell.experiment / rec["model"] / "README.md")
+    name, evals = model_index_to_eval_results(meta["model-index"])
+    assert name == cell.cell_id
+    got = {(e.dataset_name, e.metric_type): (e.metric_value, e.dataset_config, e.task_type) for e in evals}
+    m = rec["metrics"]["tiny-test"]
+    assert got == {("tiny-test", measure): (round(m[measure], 4), f"{m['first_stage_info']['name']} top-20",
+                                             "text-ranking") for measure in m["first_stage_info"]["measures"]}
+    assert meta["license"] == "mit" and meta["datasets"] == ["tiny-train"]
+    assert "base_model" not in meta  # a randomly initialised row has none
+
+
+def test_the_onnx_files_load_where_sentence_transformers_looks_and_score_like_the_rows_measured(trained):
+    """onnx/model.onnx and onnx/model_qint8_dynamic.onnx: sentence-transformers' ONNX backend finds them without
+    exporting (its own lookup, backend_should_export), and ONNX Runtime on them gives the record's onnx-fp32 and
+    onnx-int8 nDCG@10 on the candidates they were measured on. (CrossEncoder(backend="onnx") itself needs
+    optimum-onnx, whose releases require transformers < 4.58.)"""
+    import onnxruntime as ort
+    from sentence_transformers.backend.utils import backend_should_export
+    from transformers import AutoTokenizer
+
+    _, results, cell, rec = trained
+    model_dir = results / cell.experiment / rec["model"]
+    assert sorted(p.name for p in (model_dir / "onnx").iterdir()) == ["model.onnx", "model_qint8_dynamic.onnx"]
+    for name in ("model.onnx", "model_qint8_dynamic.onnx"):
+        export, _ = backend_should_export(model_dir, True, {"file_name": f"onnx/{name}"}, "model.onnx", "*.onnx",
+                                          "ONNX")
+        assert export is False, name
+    assert "onnx/model_qint8_dynamic.onnx" in (model_dir / "README.md").read_text()
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    data, qids, view = cell_module.rerank_candidates(cell, "tiny-test")
+    check = cell_module.precision_quality("tiny-test", rec["metrics"]["tiny-test"]["nDCG@10"], view, data, qids)
+    for precision, name in (("onnx-fp32", "model.onnx"), ("onnx-int8", "model_qint8_dynamic.onnx")):
+        session = ort.InferenceSession(str(model_dir / "onnx" / name), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["logits"]  # what ORTModelForSequenceClassification reads
+        inputs = [i.name for i in session.get_inputs()]
+
+        def logits(**batch):
+            return torch.from_numpy(session.run(None, {k: batch[k].numpy() for k in inputs})[0][:, 0].copy())
+
+        # int8 activations are quantised per batch: scored in the batches the row was measured in
+        reranker = Reranker(torch.nn.Identity(), tokenizer, forward=(logits, name), precision=precision,
+                            **cell_module.scoring_settings(cell))
+        assert check.score(reranker) == pytest.approx(rec["latency"]["precision"][precision]["nDCG@10"],
+                                                      abs=1e-9), precision
+
+
+def test_the_card_prints_the_resolved_max_length(trained, tmp_path):
+    """train.max_length = "model" is the backbone row's length in the card, not the word "model"."""
+    from benchmark.artifacts import CellOutputs
+
+    _, _, cell, rec = trained
+    model_cell = experiment(tmp_path, name="long", save_model=True, max_length="model").cells[0]
+    model, tokenizer = build_cross_encoder(model_cell.backbone, seed=0)
+    outputs = CellOutputs(tmp_path / "results", model_cell.experiment, model_cell.cell_id)
+    record = {**rec, "cell_id": model_cell.cell_id, "config": model_cell.to_dict()}
+    cell_module.stage_student(record, model_cell, outputs, model, tokenizer)
+    outputs.commit()
+    card = (tmp_path / "results" / "long" / record["model"] / "README.md").read_text()
+    assert f"- **Max length:** {model_cell.backbone.max_length} tokens" in card and model_cell.backbone.max_length == 512
+
+
+def test_publish_dry_run_lists_the_files_and_an_upload_goes_through_the_hub_client(trained, capsys):
+    from benchmark import cli
+
+    _, results, cell, rec = trained
+    model_dir = results / cell.experiment / rec["model"]
+    assert saved_model(results, cell.cell_id[:12]) == model_dir
+    assert cli.rdb_main(["publish", cell.cell_id, "--repo", "org/student", "--results", str(results),
+                         "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"would upload {len(out) - 1} file(s) from {model_dir} to org/student:"
+    assert {"README.md", "model.safetensors", "config.json", "onnx/model.onnx"} <= {line.strip() for line in out[1:]}
+
+    class Hub:  # records what huggingface_hub.HfApi would have been asked
+        calls: list = []
+
+        def create_repo(self, repo_id, **kw):
+            self.calls.append(("create_repo", repo_id, kw))
+            return f"https://hub.invalid/{repo_id}"
+
+        def upload_folder(self, **kw):
+            self.calls.append(("upload_folder", kw["repo_id"], kw["folder_path"]))
+
+    files = publish(model_dir, "org/student", api=Hub())
+    assert Hub.calls == [("create_repo", "org/student", {"repo_type": "model", "exist_ok": True}),
+                         ("upload_folder", "org/student", str(model_dir))]
+    assert files == sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
+
+
+def test_publish_offline_and_bad_arguments_fail_in_one_line(trained):
+    """Offline (HF_HUB_OFFLINE=1), a malformed repo id, a missing results directory: exit 2 and one line."""
+    _, results, cell, _ = trained
+    code = "import sys; from benchmark.cli import rdb_main; sys.exit(rdb_main(sys.argv[1:]))"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    for cell_id, where, repo, culprit in ((cell.cell_id, results, "org/student", "cannot publish"),
+                                          (cell.cell_id, results, "no good/id", "--repo 'no good/id'"),
+                                          ("x", results / "nowhere", "org/student", "nowhere")):
+        proc = subprocess.run([sys.executable, "-c", code, "publish", cell_id, "--repo", repo, "--results",
+                               str(where)], capture_output=True, text=True, env=env, cwd=ROOT)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and culprit in proc.stderr, proc.stderr
+    with pytest.raises(BenchError, match="no ok record"):
+        saved_model(results, "nothing-like-it")

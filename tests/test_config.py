@@ -196,3 +196,20 @@ def test_paper_grid_resolves_precision_lengths_and_validation_per_backbone():
         "arguana", "climate-fever", "dbpedia-entity", "fever", "fiqa", "hotpotqa", "msmarco", "nfcorpus", "nq",
         "quora", "scidocs", "scifact", "webis-touche2020")}
     assert all(cells[0].datasets[n].first_stage == f"run:data/splade-v3-distilbert/{n}.run" for n in sets)
+
+
+def test_an_eval_only_grid_needs_no_objective_or_teacher_axis(tmp_path):
+    """Released checkpoints: a grid of backbones and datasets only. Its cells keep the default objective and
+    teacher inside (the config hash a grid naming them as axes had), but neither is a coordinate or in the id."""
+    from benchmark.config import EVAL_ONLY_AXES
+
+    def grid(**axes):
+        doc = {"experiment": {"name": "released"}, "grid": {"backbone": ["minilm-l2"], **axes},
+               "train": {"skip": True}, "eval": {"datasets": ["embedded-test"]}}
+        return parse_experiment(doc).cells[0]
+
+    bare, named = grid(), grid(objective=["infonce"], teacher=["labels"])
+    assert bare.axes == {"backbone": "minilm-l2", "seed": 0} and bare.cell_id == f"minilm-l2__0__{bare.config_hash[:10]}"
+    assert bare.config_hash == named.config_hash and named.cell_id.startswith("minilm-l2__infonce__labels__0__")
+    assert bare.record_axes == {"backbone": "minilm-l2", **EVAL_ONLY_AXES, "seed": 0}
+    assert named.record_axes == named.axes  # a grid that names them keeps its own

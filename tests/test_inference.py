@@ -74,6 +74,21 @@ def test_the_rust_tokenizer_path_matches_the_transformers_call(row):
         assert torch.equal(ours[key], value), key
 
 
+@pytest.mark.parametrize("row", ["bert-tiny", "modernbert-tiny"])
+def test_the_rust_tokenizer_settings_do_not_leak_into_later_transformers_calls(row):
+    """The fast path sets truncation and padding on the tokenizer's shared Rust object, relying on transformers'
+    __call__ to set both again on every call (its private _tokenizer state): a later plain call, and a
+    sentence-transformers style call, must give what a fresh tokenizer gives. This and the test above are the
+    check to run on a transformers upgrade (pyproject caps transformers below the next major release)."""
+    _, tok = build_cross_encoder(get_backbone(row), seed=0)
+    _, fresh = build_cross_encoder(get_backbone(row), seed=0)
+    encode_pairs(tok, [QUERIES[0]] * 2, ["word " * 200, "short"], 16)  # truncates and pads the shared object
+    assert tok.backend_tokenizer.truncation["max_length"] == 16
+    for kwargs in ({}, {"padding": True}, {"truncation": True, "max_length": 512}):
+        texts = [DOCS[0] * 20, QUERIES[1]]
+        assert tok(texts, **kwargs)["input_ids"] == fresh(texts, **kwargs)["input_ids"], kwargs
+
+
 def test_training_forward_in_length_sorted_chunks_matches_one_padded_batch(tiny, monkeypatch):
     from benchmark import training
 

@@ -141,26 +141,36 @@ def test_cuda_latency_record(reranker, dtype):
 
 
 def test_precision_records(reranker, monkeypatch):
-    """Each precision's record: fp32 reuses the cell's latency and nDCG@10; int8 is timed and evaluated; bf16 on a
-    CPU without native bf16 is recorded as unsupported; speed-up and quality change are against fp32."""
+    """Each precision's record per rerank depth: fp32 reuses the cell's figures and nDCG@10; int8 is timed (through
+    the shared-figure hook) and evaluated; bf16 on a CPU without native bf16 is recorded as unsupported; speed-up
+    and quality change are against fp32 at the same depth; the deepest depth's values are the row's own."""
     from benchmark import inference
 
     monkeypatch.setattr(inference, "cpu_flags", lambda: {"avx2"})
-    seen = []
+    seen, timed = [], []
 
     def score(r):
         seen.append(r.precision)
-        return 0.40
+        return {1: 0.30, 2: 0.40}
 
-    quality = latency.QualityCheck("embedded-test", 0.45, score)
-    fp32 = {"p50_ms": 12.0}
-    out = latency.measure_precisions(reranker.model, reranker.tokenizer, ["fp32", "int8", "bf16"], LISTS, quality,
-                                     fp32_latency=fp32, warmup=1, repeats=2, max_length=64, batch_size=2)
-    assert seen == ["int8"]
+    def hook(precision, depth, measure):
+        timed.append((precision, depth))
+        return measure()
+
+    quality = latency.QualityCheck("embedded-test", {1: 0.35, 2: 0.45}, score)
+    fp32 = {1: {"p50_ms": 6.0}, 2: {"p50_ms": 12.0}}
+    lists = {1: [(q, docs[:1]) for q, docs in LISTS], 2: LISTS}
+    out = latency.measure_precisions(reranker.model, reranker.tokenizer, ["fp32", "int8", "bf16"], lists, quality,
+                                     fp32_latency=fp32, timed=hook, warmup=1, repeats=2, max_length=64, batch_size=2)
+    assert seen == ["int8"] and timed == [("int8", 1), ("int8", 2)]
     assert out["fp32"] == {"supported": True, "dataset": "embedded-test", "nDCG@10": 0.45, "delta_nDCG@10": 0.0,
-                           "latency": fp32, "speedup_p50": 1.0}
+                           "latency": fp32[2], "speedup_p50": 1.0,
+                           "depths": {"1": {"nDCG@10": 0.35, "delta_nDCG@10": 0.0, "latency": fp32[1],
+                                            "speedup_p50": 1.0}}}
     int8 = out["int8"]
     assert int8["supported"] and int8["nDCG@10"] == 0.40 and int8["delta_nDCG@10"] == pytest.approx(-0.05)
-    assert int8["latency"]["precision"] == "int8" and int8["latency"]["runs"] == 4
+    assert int8["depths"]["1"]["delta_nDCG@10"] == pytest.approx(-0.05)
+    assert int8["latency"]["precision"] == "int8" and int8["latency"]["runs"] == 2 * len(LISTS)
     assert int8["speedup_p50"] == pytest.approx(12.0 / int8["latency"]["p50_ms"])
+    assert int8["depths"]["1"]["latency"]["candidates"] == 1
     assert out["bf16"]["supported"] is False and "no native bf16" in out["bf16"]["reason"]

@@ -203,14 +203,16 @@ def test_teacher_run_and_reference_metrics_of_a_cell(tmp_path, monkeypatch):
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
     # the candidates run_cell reranks: the rerank depth through the tie-safe cut
     view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, "tiny-test"))
-    out = reference_metrics(cell, ctx, view, qids)
+    out, scores = reference_metrics(cell, ctx, view, qids)
     ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in view.ranked(q)} for q in qids}
     assert out["teacher"]["name"] == "tiny-ce" and asked == [sum(len(view.ranked(q)) for q in qids)]
     assert out["teacher"]["nDCG@10"] == pytest.approx(evaluate(ideal, data.qrels)[0]["nDCG@10"])
     assert out["random_order"]["shuffles"] == 20 and out["random_order"]["nDCG@10"] < out["teacher"]["nDCG@10"]
-    assert reference_metrics(cell, ctx, view, qids)["teacher"] == out["teacher"] and len(asked) == 1  # cached
+    assert scores == ideal  # the teacher's own scores come back for the per-depth measures
+    assert reference_metrics(cell, ctx, view, qids)[0]["teacher"] == out["teacher"] and len(asked) == 1  # cached
     labels = next(c for c in load_experiment(tmp_path / "tiny.toml").cells if c.teacher.name == "labels")
-    assert "teacher" not in reference_metrics(labels, ctx, data, qids)  # no model teacher: no teacher row
+    assert reference_metrics(labels, ctx, data, qids)[1] is None  # no model teacher: no teacher row, no scores
+    assert "teacher" not in reference_metrics(labels, ctx, data, qids)[0]
 
 
 def test_teacher_row_is_measured_with_the_datasets_official_measures(tmp_path, monkeypatch):
@@ -235,7 +237,7 @@ def test_teacher_row_is_measured_with_the_datasets_official_measures(tmp_path, m
     ctx = TeacherContext(load(cell, cell.train.dataset), {}, cell, lambda n: cell.backbone)
     qids = [q for q in data.queries if data.qrels.get(q) and data.run.get(q)]
     view = dataclasses.replace(data, run=cut({q: data.run[q] for q in qids}, cell.eval.top_k, "tiny-test"))
-    teacher = reference_metrics(cell, ctx, view, qids)["teacher"]
+    teacher = reference_metrics(cell, ctx, view, qids)[0]["teacher"]
     ideal = {q: {d: float((data.queries[q], data.docs[d]) in relevant) for d in view.ranked(q)} for q in qids}
     expected = ir_measures.calc_aggregate([ir_measures.parse_measure(m) for m in ("nDCG@10", "P@5", "R@10")],
                                           data.qrels, ideal)

@@ -219,7 +219,7 @@ def test_latency_table_holds_efficiency_and_gflops(site):
     root, _ = site
     lat = pd.read_csv(root / "reports" / "fx-latency.csv", index_col=0)
     assert lat.loc["bert-tiny", "cpu_efficiency"] == 0.25 and lat.loc["bert-tiny", "gflops_per_pair"] == 2.0
-    assert ">cpu_efficiency</th>" in _table(_page(root), "latency-fx")
+    assert ">CPU matmul efficiency</th>" in _table(_page(root), "latency-fx")
 
 
 def test_empty_results_render_a_page(tmp_path):
@@ -414,3 +414,16 @@ def test_precision_rows_in_latency_table_and_pareto_plot(tmp_path):
     assert lat.loc[("bert-tiny", "fp32"), "cpu_efficiency"] == 0.25  # fp32 keeps every latency column
     svg = (tmp_path / "reports" / "fx-embedded-test-pareto.svg").read_text()
     assert "int8 (all backbones)" in svg
+
+
+def test_every_recorded_measure_gets_its_table_with_marks_in_html_and_latex(site):
+    """RR@10 (recorded per query) gets its own table, tiers and significance; Judged@10, named by the dataset but
+    not recorded by these cells, gets none; the LaTeX export keeps bold, underline and the baseline marks."""
+    root, _ = site
+    page = _page(root)
+    assert "embedded-test — nDCG@10" in page and "embedded-test — RR@10" in page and "— Judged@10" not in page
+    rr = _table(page, "measure-RR@10-fx-embedded-test")
+    assert "RR@10 on embedded-test" in rr
+    tex = (root / "reports" / "fx-embedded-test-ndcg10.tex").read_text()
+    assert "\\textbf{" in tex and "\\underline{" in tex and "†" in tex  # infonce differs from the bce baseline
+    assert (root / "reports" / "fx-embedded-test-rr10.tex").is_file()

@@ -62,7 +62,9 @@ def toy_train(train: TrainConfig) -> TrainConfig:
 
 def toy_eval(ev: EvalConfig) -> EvalConfig:
     """``ev`` at toy scale: the miniature runs' depth, two latency queries timed once."""
-    return dataclasses.replace(ev, top_k=min(ev.top_k, mini.DEPTH), latency_queries=2, latency_repeats=1,
+    top_k = min(ev.top_k, mini.DEPTH)
+    depths = tuple(sorted({min(d, top_k - 1) for d in ev.depths}))
+    return dataclasses.replace(ev, top_k=top_k, depths=depths, latency_queries=2, latency_repeats=1,
                                latency_warmup=1, max_length=ev.max_length and min(ev.max_length, MAX_LENGTH))
 
 
@@ -157,6 +159,7 @@ class Rehearsal:
         eval_only = cell.train.eval_only
         return dataclasses.replace(
             cell, backbone=self.backbone(cell.backbone, eval_only=eval_only), teacher=self.teacher(cell.teacher),
+            init_teacher=cell.init_teacher and self.teacher(cell.init_teacher),
             teacher_models={n: self.backbone(b, eval_only=False) for n, b in cell.teacher_models.items()},
             train=toy_train(cell.train), eval=toy_eval(cell.eval),
             datasets={n: self.dataset(s) for n, s in cell.datasets.items()}, origin=cell.to_dict())

@@ -10,18 +10,11 @@ from typing import Any
 from ..errors import BenchError
 from ..results import scan_results
 from .references import REFERENCE_CSV, load_references
-from .site import cell_context, environment, experiment_context, write_page
+from .site import cell_context, environment, experiment_context, recorded_report, write_page
 from .tables import cells_frame
 from .views import provenance
 
 DEFAULT_BASELINE = {"objective": "bce", "teacher": "labels"}
-
-
-def recorded_report(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``[report]`` settings of the newest of ``records`` that carries them ({} for records older than that)."""
-    carrying = [r for r in records if isinstance((r.get("config") or {}).get("report"), dict)]
-    newest = max(carrying, key=lambda r: str((r.get("provenance") or {}).get("finished", "")), default=None)
-    return newest["config"]["report"] if newest else {}
 
 
 def _recorded(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -186,3 +186,41 @@ def validation_curve(points: list[list[float]], best_step: int | None, measure: 
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     return _save(fig, out)
+
+
+def operating_points_plot(points, front, dataset: str, measure: str, out: Path) -> list[str]:
+    """Each operating point (``benchmark.report.budget.Point``) at its median CPU latency with its interquartile
+    range as a horizontal bar (marker = system, hollow for a teacher), labelled with its depth and precision; the
+    frontier drawn only between points whose ranges do not overlap; the first stage alone as a horizontal line."""
+    timed = [p for p in points if p.role != "first stage"]
+    if len(timed) < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    systems = list(dict.fromkeys(p.system for p in timed))
+    for i, system in enumerate(systems):
+        mine = sorted((p for p in timed if p.system == system), key=lambda p: p.p50)
+        teacher = mine[0].role == "teacher"
+        ax.errorbar([p.p50 for p in mine], [p.quality for p in mine],
+                    xerr=[[p.p50 - p.q1 for p in mine], [p.q3 - p.p50 for p in mine]],
+                    fmt=MARKERS[i % len(MARKERS)], ms=6, capsize=2, lw=0.8, color="black",
+                    mfc="white" if teacher else None, label=system)
+        for p in mine:
+            tag = f"{p.depth}" + ("" if p.precision == "fp32" else f" {p.precision}")
+            ax.annotate(tag, (p.p50, p.quality), textcoords="offset points", xytext=(4, 3), fontsize=6)
+    edges = [p for p in front if p.role != "first stage"]
+    if len(edges) > 1:
+        ax.plot([p.p50 for p in edges], [p.quality for p in edges], "k--", lw=1,
+                label="frontier (steps only between points apart beyond the noise)")
+    base = next((p for p in points if p.role == "first stage"), None)
+    if base is not None:
+        ax.axhline(base.quality, color="grey", lw=1, ls=":", label=FIRST_STAGE_LABEL)
+    ax.set_xscale("log")
+    ax.set_ylabel(measure)
+    ax.set_xlabel("CPU rerank latency per query, ms (median; bar: interquartile range); label: depth, precision")
+    ax.set_title(f"Quality vs latency per operating point — {dataset}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=6, loc="best")
+    return _save(fig, out)
+
+
+FIRST_STAGE_LABEL = "first stage alone"

@@ -16,13 +16,13 @@ import pandas as pd
 from ..errors import BenchError
 from ..paths import within
 from ..results import atomic_write_text, axes_label
-from . import plots
+from . import budget, plots
 from .references import Reference
 from .stats import Systems, baseline_label, significance, tiers
-from .tables import (AGGREGATE_NAMES, display_quality, latency_table, main_table, precision_frame, quality_table,
-                     reference_table, to_markdown)
-from .views import (MARKS, convergence, families, latency_view, main_references, main_view, quality_references,
-                    quality_view)
+from .tables import (AGGREGATE_NAMES, dataset_measures_of, display_quality, latency_table, main_table,
+                     precision_frame, quality_table, reference_table, to_markdown)
+from .views import (MARKS, budget_frame, budget_view, convergence, families, latency_view, main_references, main_view,
+                    marked_latex, points_frame, quality_references, quality_view)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TRACEBACK_CHARS = 8000
@@ -91,12 +91,13 @@ def _natural(qid: str) -> list[str | int]:
 
 
 def _per_query(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per eval dataset, one row per query with the value of each measure the cell recorded there."""
     out = []
     for dataset, metrics in sorted((rec.get("per_query") or {}).items()):
-        ndcg, rr = metrics.get("nDCG@10") or {}, metrics.get("RR@10") or {}
-        qids = sorted(set(ndcg) | set(rr), key=_natural)
-        rows = [(q, _number(ndcg.get(q, "")), _number(rr.get(q, ""))) for q in qids]
-        out.append({"dataset": dataset, "rows": rows})
+        names = [m for m in metrics if isinstance(metrics[m], dict)]
+        qids = sorted({q for m in names for q in metrics[m]}, key=_natural)
+        rows = [(q, *(_number(metrics[m].get(q, "")) for m in names)) for q in qids]
+        out.append({"dataset": dataset, "measures": names, "rows": rows})
     return out
 
 
@@ -118,7 +119,7 @@ def cell_context(rec: dict[str, Any], out_dir: Path, results_dir: Path) -> dict[
                for d, m in sorted((rec.get("metrics") or {}).items())]
     latency = [{"device": device, "values": [(k, _number(v)) for k, v in sorted(lat.items())
                                              if not isinstance(v, (dict, list))]}
-               for device, lat in sorted((rec.get("latency") or {}).items()) if lat]
+               for device, lat in sorted((rec.get("latency") or {}).items()) if isinstance(lat, dict) and lat]
     train = [(k, _number(v)) for k, v in sorted((rec.get("train") or {}).items())
              if k not in ("loss_curve", "validation")]
     error = rec.get("error") or {}
@@ -186,31 +187,83 @@ def _retention(part: pd.DataFrame, build):
 
 
 def _dataset_tables(name: str, part: pd.DataFrame, recs: list[dict[str, Any]], out_dir: Path,
-                    baselines: list[dict[str, str]]) -> list[dict[str, Any]]:
+                    baselines: list[dict[str, str]], measures: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per eval dataset and measure (``[report] measures``, else the dataset's own: its official measures and
+    Judged@10), the quality table with significance marks and tiers; nDCG@10's also carries the plots, the
+    verdict of objective families and the convergence note."""
     out = []
     labels = [baseline_label(b) for b in baselines]
     retention = _retention(part, quality_table) or {}
     refs = reference_table(part)
-    for dataset, table in quality_table(part).items():
-        stem = slug(f"{name}-{dataset}")
-        shown = display_quality(table)
+    for dataset in sorted(part["dataset"].unique()):
         rows = part[part["dataset"] == dataset]
         first = rows["first_stage_nDCG@10"].dropna()
-        figures = [(plots.quality_vs_latency(part, dataset, out_dir / f"{stem}-pareto", precision_frame(recs)),
-                    "nDCG@10 versus CPU latency, Pareto frontier dashed"),
-                   (plots.heatmap(part, dataset, out_dir / f"{stem}-heatmap"),
-                    "nDCG@10 per backbone and objective, values written in the squares"),
-                   (plots.budget_curve(part, dataset, out_dir / f"{stem}-budget"),
-                    "nDCG@10 versus label budget (training queries), one line per objective and teacher")]
-        tier_of, _ = tiers(Systems.from_records(recs, dataset))
-        view = quality_view(table, significance(recs, dataset, baselines), labels, tier_of, retention.get(dataset))
-        out.append({"dataset": dataset, "view": quality_references(view, refs, dataset),
-                    "baselines": list(zip(MARKS, labels)),
-                    "exports": export(out_dir, f"{stem}-ndcg10", table["mean"].round(4), shown, shown),
-                    "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "", "families": families(recs, dataset),
-                    "convergence": convergence(recs),
-                    "plots": [{"src": names[0], "alt": alt} for names, alt in figures if names]})
+        for measure in [m for m in measures or dataset_measures_of(recs, dataset) if m in rows and rows[m].notna().any()]:
+            table = quality_table(rows, measure)[dataset]
+            stem = slug(f"{name}-{dataset}")
+            shown = display_quality(table)
+            main = measure == "nDCG@10"
+            figures = [] if not main else [
+                (plots.quality_vs_latency(part, dataset, out_dir / f"{stem}-pareto", precision_frame(recs)),
+                 "nDCG@10 versus CPU latency, Pareto frontier dashed"),
+                (plots.heatmap(part, dataset, out_dir / f"{stem}-heatmap"),
+                 "nDCG@10 per backbone and objective, values written in the squares"),
+                (plots.budget_curve(part, dataset, out_dir / f"{stem}-budget"),
+                 "nDCG@10 versus label budget (training queries), one line per objective and teacher")]
+            tier_of, _ = tiers(Systems.from_records(recs, dataset, measure))
+            view = quality_view(table, significance(recs, dataset, baselines, measure), labels, tier_of,
+                                retention.get(dataset) if main else None)
+            latex = marked_latex(view, shown)
+            out.append({"dataset": dataset, "measure": measure,
+                        "view": quality_references(view, refs, dataset) if main else view,
+                        "baselines": list(zip(MARKS, labels)),
+                        "exports": export(out_dir, f"{stem}-{re.sub(r'[^a-z0-9]+', '', measure.lower())}",
+                                          table["mean"].round(4), shown, latex),
+                        "first_stage": f"{first.iloc[0]:.3f}" if len(first) else "",
+                        "families": families(recs, dataset) if main else "",
+                        "convergence": convergence(recs) if main else "",
+                        "plots": [{"src": names[0], "alt": alt} for names, alt in figures if names]})
     return out
+
+
+def _budgets(name: str, recs: list[dict[str, Any]], out_dir: Path, chosen: list[float] | None
+             ) -> list[dict[str, Any]]:
+    """Per eval dataset with timed operating points: the latency-budget table, every point and the frontier plot."""
+    out = []
+    for dataset in sorted({d for r in recs for d in (r.get("depths") or {})}):
+        points = budget.operating_points(recs, dataset)
+        if sum(p.role != "first stage" for p in points) < 1:
+            continue
+        front = budget.frontier(points)
+        rows = budget.budget_table(points, budget.budgets_for(points, chosen))
+        stem = slug(f"{name}-{dataset}")
+        table = budget_frame(rows, "nDCG@10").set_index("budget_ms")
+        every = points_frame(points, front)
+        plot = plots.operating_points_plot(points, front, dataset, "nDCG@10", out_dir / f"{stem}-points")
+        out.append({"dataset": dataset, "view": budget_view(rows, "nDCG@10"),
+                    "exports": export(out_dir, f"{stem}-budget-table", table, table),
+                    "points": export(out_dir, f"{stem}-operating-points", every, every),
+                    "n_points": len(points), "n_front": len(front),
+                    "plot": plot[0] if plot else ""})
+    return out
+
+
+def transfer_note(recs: list[dict[str, Any]]) -> str:
+    """One line where every eval set is the embedded collection: its numbers say nothing about real text."""
+    rows = [((r.get("config") or {}).get("datasets") or {}).get(d) or {}
+            for r in recs for d in ((r.get("config") or {}).get("eval") or {}).get("datasets") or []]
+    if not rows or any(row.get("source") != "embedded" for row in rows):
+        return ""
+    return ("These numbers come from the embedded, generated collection: they show the suite's machinery and how the "
+            "recipes compare on it, not how they do on real text. For real text, run the domain-fit study "
+            "(experiments/studies/domain-fit.toml, vaswani) or a grid over ir_datasets ids.")
+
+
+def recorded_report(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``[report]`` settings of the newest of ``records`` that carries them ({} for records older than that)."""
+    carrying = [r for r in records if isinstance((r.get("config") or {}).get("report"), dict)]
+    newest = max(carrying, key=lambda r: str((r.get("provenance") or {}).get("finished", "")), default=None)
+    return newest["config"]["report"] if newest else {}
 
 
 def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame, out_dir: Path,
@@ -223,12 +276,16 @@ def experiment_context(name: str, recs: list[dict[str, Any]], part: pd.DataFrame
     exp: dict[str, Any] = {"name": name, "page": f"{slug(name)}/index.html", "n": len(recs),
                            "n_ok": sum(r.get("status") == "ok" for r in recs), "cells": cells,
                            "failures": [c for c in cells if c["status"] != "ok"],
-                           "main": None, "tables": [], "latency": None, "protocols": {},
+                           "main": None, "tables": [], "latency": None, "protocols": {}, "budgets": [],
+                           "transfer": "",
                            "rehearsal": any((r.get("config") or {}).get("origin") for r in recs)}
     if part.empty:
         return exp
+    settings = recorded_report(recs)
     exp["main"] = _main(name, part, recs, out_dir, references)
-    exp["tables"] = _dataset_tables(name, part, recs, out_dir, baselines)
+    exp["budgets"] = _budgets(name, recs, out_dir, settings.get("budgets_ms"))
+    exp["transfer"] = transfer_note(recs)
+    exp["tables"] = _dataset_tables(name, part, recs, out_dir, baselines, settings.get("measures"))
     exp["protocols"] = protocols(recs)
     lat = latency_table(part, precision_frame(recs))
     if lat.columns.empty:

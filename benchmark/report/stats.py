@@ -136,12 +136,12 @@ def _adjusted(systems: Systems, pairs: list[tuple[Key, Key]]) -> dict[tuple[Key,
     return dict(zip(pairs, holm(raw)))
 
 
-def significance(records: list[dict[str, Any]], dataset: str, baselines: list[dict[str, str]]
-                 ) -> dict[Key, dict[str, float]]:
+def significance(records: list[dict[str, Any]], dataset: str, baselines: list[dict[str, str]],
+                 metric: str = "nDCG@10") -> dict[Key, dict[str, float]]:
     """Per system: baseline label -> Holm-adjusted combined p-value against the baseline system that shares its other
     axes (all tests of the table corrected together). A baseline label is its axes, ``"objective=bce teacher=labels"``;
     a system that is a baseline is not tested against itself."""
-    systems = Systems.from_records(records, dataset)
+    systems = Systems.from_records(records, dataset, metric)
     pairs, labels = [], []
     for baseline in baselines:
         label = baseline_label(baseline)

@@ -32,8 +32,16 @@ AGGREGATES = (
               require_all=True),
 )
 AGGREGATE_NAMES = tuple(a.name for a in AGGREGATES)
+LATENCY_LABELS = {  # column -> header shown
+    "cpu_p50_ms": "CPU p50 (ms/query)", "cpu_q1_ms": "CPU q1 (ms)", "cpu_q3_ms": "CPU q3 (ms)",
+    "cpu_p95_ms": "CPU p95 (ms/query)", "cpu_pairs_per_s": "CPU pairs/s", "cpu_peak_rss_mb": "CPU peak RSS (MB)",
+    "cpu_efficiency": "CPU matmul efficiency", "gpu_p50_ms": "GPU p50 (ms/query)", "gpu_p95_ms": "GPU p95 (ms/query)",
+    "gpu_pairs_per_s": "GPU pairs/s", "gpu_peak_mb": "GPU peak memory (MB)", "gpu_efficiency": "GPU matmul efficiency",
+    "gflops_per_pair": "GFLOPs per pair", "speedup_p50": "speed-up over fp32 (p50)", "nDCG@10": "nDCG@10",
+    "nDCG@10_change": "nDCG@10 change from fp32",
+}
 LATENCY_COLUMNS = {  # column -> decimals shown
-    "cpu_p50_ms": 2, "cpu_p95_ms": 2, "cpu_pairs_per_s": 1, "cpu_peak_rss_mb": 1, "cpu_efficiency": 4,
+    "cpu_p50_ms": 2, "cpu_q1_ms": 2, "cpu_q3_ms": 2, "cpu_p95_ms": 2, "cpu_pairs_per_s": 1, "cpu_peak_rss_mb": 1, "cpu_efficiency": 4,
     "gpu_p50_ms": 2, "gpu_p95_ms": 2, "gpu_pairs_per_s": 1, "gpu_peak_mb": 1, "gpu_efficiency": 4,
     "gflops_per_pair": 4,
 }
@@ -42,7 +50,8 @@ LATENCY_COLUMNS = {  # column -> decimals shown
 def _latency_fields(lat: dict[str, Any]) -> dict[str, Any]:
     cpu, gpu = lat.get("cpu") or {}, lat.get("cuda") or {}
     flops = cpu.get("flops_per_pair") or gpu.get("flops_per_pair")
-    return {"cpu_p50_ms": cpu.get("p50_ms"), "cpu_p95_ms": cpu.get("p95_ms"), "cpu_pairs_per_s": cpu.get("pairs_per_s"),
+    return {"cpu_p50_ms": cpu.get("p50_ms"), "cpu_q1_ms": cpu.get("q1_ms"), "cpu_q3_ms": cpu.get("q3_ms"),
+            "cpu_p95_ms": cpu.get("p95_ms"), "cpu_pairs_per_s": cpu.get("pairs_per_s"),
             "cpu_peak_rss_mb": cpu.get("peak_rss_mb"), "cpu_efficiency": cpu.get("efficiency"),
             "gpu_p50_ms": gpu.get("p50_ms"), "gpu_p95_ms": gpu.get("p95_ms"), "gpu_pairs_per_s": gpu.get("pairs_per_s"),
             "gpu_peak_mb": gpu.get("peak_memory_mb"), "gpu_efficiency": gpu.get("efficiency"),
@@ -73,6 +82,21 @@ def _reference_fields(m: dict[str, Any]) -> dict[str, Any]:
     return {"random_nDCG@10": random, "teacher_nDCG@10": teacher, "retention": retention}
 
 
+def measured(metrics: dict[str, Any]) -> dict[str, float]:
+    """The measure values of a record's dataset entry (ir_measures names; counts and nested parts left out)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k not in ("n_queries",)}
+
+
+def dataset_measures_of(records: list[dict[str, Any]], dataset: str) -> list[str]:
+    """The measures the cells recorded on ``dataset`` (their ``first_stage_info``), nDCG@10 first."""
+    names = ["nDCG@10"]
+    for rec in records:
+        info = ((rec.get("metrics") or {}).get(dataset) or {}).get("first_stage_info") or {}
+        names += [m for m in info.get("measures") or [] if m not in names]
+    return names
+
+
 def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per (ok cell, eval dataset): axes, metrics, first-stage metrics, CPU/GPU latency, label budget."""
     rows = []
@@ -82,7 +106,7 @@ def cells_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
         for dataset, m in (rec.get("metrics") or {}).items():
             rows.append({
                 "experiment": rec["experiment"], "cell_id": rec["cell_id"], **rec.get("axes", {}),
-                "dataset": dataset, "nDCG@10": m.get("nDCG@10"), "RR@10": m.get("RR@10"),
+                "dataset": dataset, **measured(m), "nDCG@10": m.get("nDCG@10"),
                 "first_stage_nDCG@10": (m.get("first_stage") or {}).get("nDCG@10"),
                 "first_stage_R@100": (m.get("first_stage") or {}).get("R@100"),
                 "first_stage_name": first_stage_name(rec, dataset), **_reference_fields(m),
@@ -115,7 +139,8 @@ PRECISION_COLUMNS = {"cpu_p50_ms": 2, "cpu_pairs_per_s": 1, "speedup_p50": 2, "n
 
 def row_axes(frame: pd.DataFrame) -> list[str]:
     """Axes that identify a table row: backbone plus every varying non-seed axis except the column axes."""
-    extra = [c for c in frame.columns if "." in c and frame[c].nunique(dropna=False) > 1]
+    # "train.max_queries"-like axis columns; a measure column may hold a dot only inside its parameters
+    extra = [c for c in frame.columns if "." in c and not set("(@") & set(c) and frame[c].nunique(dropna=False) > 1]
     return ["backbone", *extra]
 
 

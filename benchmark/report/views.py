@@ -245,8 +245,7 @@ def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Refere
     view = _view(means.index, levels, [[c.cells[i] for c in columns] for i in range(len(means))])
     header = [f"{c.dataset} {c.kind}" if compared else c.dataset for c in columns]
     text = pd.DataFrame({h: [x["text"] for x in c.cells] for h, c in zip(header, columns)}, index=means.index)
-    wrap = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}", "": "{}"}
-    latex = pd.DataFrame({h.replace("Δ", "delta"): [wrap[x["mark"]].format(x["text"]) if x["text"] else ""
+    latex = pd.DataFrame({h.replace("Δ", "delta"): [LATEX_WRAP[x["mark"]].format(x["text"]) if x["text"] else ""
                                                     for x in c.cells] for h, c in zip(header, columns)},
                          index=means.index)
     numbers = pd.DataFrame({k: v for c in columns for k, v in c.exports.items()}, index=means.index)
@@ -258,8 +257,61 @@ def main_view(table: pd.DataFrame, references: dict[tuple[str, ...], list[Refere
 
 
 def latency_view(lat: pd.DataFrame) -> dict[str, Any]:
+    """The latency table with readable headers (``LATENCY_LABELS``; the CSV keeps the record's keys)."""
+    from .tables import LATENCY_LABELS
+
     cells = [[_cell("" if pd.isna(v) else f"{v:g}") for v in row] for _, row in lat.iterrows()]
-    return _view(lat.index, [list(map(str, lat.columns))], cells)
+    return _view(lat.index, [[LATENCY_LABELS.get(str(c), str(c)) for c in lat.columns]], cells)
+
+
+LATEX_WRAP = {"best": "\\textbf{{{}}}", "second": "\\underline{{{}}}", "": "{}"}
+
+
+def marked_latex(view: dict[str, Any], shown: pd.DataFrame) -> pd.DataFrame:
+    """The student rows of a per-dataset ``view`` as LaTeX cells: bold best, underlined second, and the
+    significance marks the page shows."""
+    rows = [r for r in view["rows"] if not r["reference"]][:len(shown)]
+    return pd.DataFrame([[LATEX_WRAP[c["mark"]].format(c["text"]) if c["text"] else "" for c in r["cells"]]
+                         for r in rows], index=shown.index, columns=shown.columns)
+
+
+def budget_view(rows, measure: str) -> dict[str, Any]:
+    """The latency-budget table: per budget, the best point within it (what it is, its cost, its quality) and its
+    change from the first stage alone with the Holm-corrected p-value of the paired randomization test."""
+    from .budget import FIRST_STAGE
+
+    header = ["best within budget", "role", "precision", "rerank depth", "CPU ms/query (median [q1–q3])", measure,
+              "Δ vs first stage", "p (Holm)"]
+    cells, index = [], []
+    for r in rows:
+        p = r.best
+        index.append(FIRST_STAGE if r.budget_ms is None else f"≤ {r.budget_ms:g} ms")
+        cost = "0 (no rerank)" if p.role == "first stage" else f"{p.p50:.1f} [{p.q1:.1f}–{p.q3:.1f}]"
+        sig = r.p_value is not None and r.p_value < ALPHA
+        cells.append([_cell(p.system), _cell(p.role), _cell(p.precision), _cell("" if not p.depth else str(p.depth)),
+                      _cell(cost), _cell(f"{p.quality:.3f}", "best" if sig else ""),
+                      _cell("" if r.delta is None else f"{r.delta:+.3f}"),
+                      _cell("" if r.p_value is None else f"{r.p_value:.2g}")])
+    return _view(pd.Index(index, name="budget"), [header], cells)
+
+
+def budget_frame(rows, measure: str) -> pd.DataFrame:
+    """The budget table as numbers (CSV)."""
+    return pd.DataFrame([{"budget_ms": r.budget_ms, "best": r.best.system, "role": r.best.role,
+                          "precision": r.best.precision, "depth": r.best.depth, "cpu_p50_ms": round(r.best.p50, 3),
+                          "cpu_q1_ms": round(r.best.q1, 3), "cpu_q3_ms": round(r.best.q3, 3),
+                          measure: round(r.best.quality, 4),
+                          "delta_first_stage": None if r.delta is None else round(r.delta, 4),
+                          "p_holm": r.p_value} for r in rows])
+
+
+def points_frame(points, front) -> pd.DataFrame:
+    """Every operating point (CSV and Markdown): what it is, its cost, its quality, on the frontier or not."""
+    on = {id(p) for p in front}
+    return pd.DataFrame([{"point": p.label, "role": p.role, "precision": p.precision, "depth": p.depth,
+                          "cpu_p50_ms": round(p.p50, 3), "cpu_q1_ms": round(p.q1, 3), "cpu_q3_ms": round(p.q3, 3),
+                          "quality": round(p.quality, 4), "seeds": p.seeds, "frontier": id(p) in on}
+                         for p in points]).set_index("point")
 
 
 def _family(axes: dict[str, str]) -> str | None:
