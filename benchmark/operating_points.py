@@ -17,8 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
+from .cache import lock
 from .results import atomic_write_text
 
 DIRECTORY = "operating-points"
@@ -48,7 +47,7 @@ class FigureStore:
     def _on_disk(self, key: str, what: dict[str, Any], measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{key}.json"
-        with FileLock(str(path.with_suffix(".lock"))):  # a second worker waits for the first one's figure
+        with lock(path):  # a second worker waits for the first one's figure
             try:
                 kept = json.loads(path.read_text(encoding="utf-8"))
                 if kept.get("what") == json.loads(json.dumps(what, default=str)):
