@@ -1,6 +1,6 @@
 """The main job end to end: ``python run_grid.py`` (the embedded default grid, ending in a report) through the CLI,
 then what its records and report must show. Slow on a CPU (README states its measured time: the teacher's
-fine-tuning and four MiniLM-L6 students); CI runs it. Which family ranks first is not asserted: the report states
+fine-tuning and six MiniLM-L3 / -L2 students); CI runs it. Which family ranks first is not asserted: the report states
 what the run measured."""
 
 import re
@@ -24,23 +24,37 @@ def default_run(tmp_path_factory):
     return load_records(out / "results"), (out / "reports" / "default" / "index.html").read_text()
 
 
-def test_every_family_learns_and_the_best_student_beats_bm25(default_run):
+def test_every_student_learns_from_its_teachers_start(default_run):
+    """Six students (two sizes x three recipes), each started from the teacher's bottom layers and head, each above
+    a shuffle of its candidates. Whether they beat BM25 or their teacher is what the report says (at this budget
+    they do not: docs/results.md)."""
     records, _ = default_run
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    assert len(records) == 6 and all(r["status"] == "ok" for r in records)
+    assert {r["axes"]["backbone"] for r in records} == {"minilm-l3", "minilm-l2"}
     metrics = [r["metrics"][DATASET] for r in records]
-    random = metrics[0]["random_order"]["nDCG@10"]
-    bm25 = metrics[0]["first_stage"]["nDCG@10"]
-    assert all(m["random_order"]["nDCG@10"] == random for m in metrics)  # the same shuffles in every cell
-    best: dict[str, float] = {}
-    for rec, m in zip(records, metrics):
-        family = get_objective(rec["axes"]["objective"]).family
-        best[family] = max(best.get(family, 0.0), m["nDCG@10"])
-    assert set(best) == {"pointwise", "pairwise", "listwise"}
-    for family, value in best.items():  # clearly above a shuffle of the same candidates (its std is ~0.015)
-        assert value > random + 0.1, (family, value, random)
-    assert max(best.values()) > bm25, (best, bm25)
+    random = metrics[0]["random_order"]
+    assert all(m["random_order"]["nDCG@10"] == random["nDCG@10"] for m in metrics)  # the same shuffles everywhere
+    families = {get_objective(r["axes"]["objective"]).family for r in records}
+    assert families == {"pointwise", "pairwise", "listwise"}
+    for rec, m in zip(records, metrics):  # above a shuffle of the same candidates, beyond its spread over 20 shuffles
+        assert m["nDCG@10"] > random["nDCG@10"] + random["std"], (rec["cell_id"], m["nDCG@10"], random)
+        start = rec["train"]["init_from"]
+        assert start["teacher"] == "minilm-l6-ce" and start["backbone"] == "minilm-l6"
+        assert start["tensors"] == start["of"]  # embeddings, the first layers and the head all come from it
 
 
+def test_operating_points_are_shared_per_architecture_and_lead_the_report(default_run):
+    records, page = default_run
+    figures: dict[tuple, set] = {}
+    for rec in records:
+        assert [e["depth"] for e in rec["depths"][DATASET]] == [10, 20, 50]
+        for p in rec["latency"]["operating_points"]:
+            figures.setdefault((p["role"], p["backbone"], p["depth"]), set()).add((p["key"], p["p50_ms"]))
+            assert p["q1_ms"] <= p["p50_ms"] <= p["q3_ms"] and p["runs"] == 32
+    assert all(len(v) == 1 for v in figures.values())  # one figure per operating point, whichever cell read it
+    assert {k for k in figures if k[0] == "teacher"} == {("teacher", "minilm-l6", d) for d in (10, 20, 50)}
+    assert page.index("Quality at a latency budget") < page.index('id="main-default"')
+    assert "first stage alone" in page and "Transfer." in page
 def test_each_cell_is_evaluated_at_its_best_validation_step(default_run):
     records, _ = default_run
     for rec in records:
