@@ -373,7 +373,13 @@ def _quantize_onnx(path: Path, row: Precision, layers: int, calibration: dict[st
     """int8 weights (signed, per channel if the row says so), activations quantised per batch, or with static ranges
     from ``calibration`` (QDQ format); the nodes ``row.keep_fp32`` names stay fp32."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
 
     out = path.with_suffix(".int8.onnx")
     excluded = kept_in_fp32([n.name for n in onnx.load(str(path)).graph.node], row, layers)

@@ -328,9 +328,10 @@ def test_int8_scores_stay_close_to_fp32(minilm, name):
 
 def test_sensitive_layers_are_named_by_pattern():
     row = precisions.PRECISIONS.get("int8-selective")
-    names = ["bert.embeddings.word_embeddings", "bert.encoder.layer.1.output.dense", "bert.encoder.layer.5.output.dense",
-             "bert.encoder.layer.15.attention.self.query", "bert.pooler.dense", "classifier",
-             "/model/bert/encoder/layer.5/attention/self/query/MatMul", "/model/bert/encoder/layer.0/output/dense/MatMul"]
+    names = ["bert.embeddings.word_embeddings", "bert.encoder.layer.1.output.dense",
+             "bert.encoder.layer.5.output.dense", "bert.encoder.layer.15.attention.self.query", "bert.pooler.dense",
+             "classifier", "/model/bert/encoder/layer.5/attention/self/query/MatMul",
+             "/model/bert/encoder/layer.0/output/dense/MatMul"]
     kept = inference.kept_in_fp32(names, row, layers=6)
     assert kept == ["bert.embeddings.word_embeddings", "bert.encoder.layer.5.output.dense", "bert.pooler.dense",
                     "classifier", "/model/bert/encoder/layer.5/attention/self/query/MatMul"]
@@ -346,7 +347,9 @@ def test_selective_int8_leaves_the_last_layer_and_head_in_fp32(tiny):
     assert fp32 and int8 and all(n.startswith(f"bert.encoder.layer.{last}.") or n in ("bert.pooler.dense", "classifier")
                                  for n in fp32)
     assert not any(n.startswith(f"bert.encoder.layer.{last}.") for n in int8)
-    assert type(model.classifier) is torch.nn.Linear and type(model.bert.encoder.layer[0].output.dense) is torch.nn.Linear
+    # the model itself stays fp32
+    assert type(model.classifier) is torch.nn.Linear
+    assert type(model.bert.encoder.layer[0].output.dense) is torch.nn.Linear
 
 
 def test_calibrated_precision_needs_calibration_pairs(tiny):

@@ -140,8 +140,8 @@ def test_speed_crossencoder(benchmark, timings, theirs, lists, reference):
 def test_paired_rounds(timing, timings, ours, ours_padded, theirs, lists, reference):
     """All tools back to back on one list per round, in rotating order, cycling through the lists; the speed-up is
     the median over rounds of CrossEncoder's time / the tool's time in the same round, with its quartiles and the ratio
-    of total times. This VM's speed drifts by up to 25% within minutes, so separate rounds taken a minute apart (the tests
-    above) can flatter or wrong either tool; short paired rounds cancel the drift. Untimed runs do one round: the scores
+    of total times. This VM's speed drifts by up to 25% within minutes, so separate rounds taken a minute apart (the
+    tests above) can flatter or wrong either tool; short paired rounds cancel the drift. Untimed runs do one round: the scores
     are checked, nothing is printed."""
     tools = {"Reranker": lambda ls: rerank_ours(ours, ls),
              "Reranker (HF forward)": lambda ls: rerank_ours(ours_padded, ls),

@@ -15,11 +15,13 @@ query's BM25 top-4), never from the evaluated ones.
         --benchmark-enable
 
 ``RDB_BENCH_WEIGHTS`` = ``<backbone row>:<safetensors state dict>`` of a trained model (a fine-tuned teacher in
-``$RDB_CACHE/teachers``), or ``<backbone row>:<directory>`` of a student a grid cell saved beside its record. ``RDB_BENCH_TRAIN_STEPS`` = N instead trains the ``RDB_BENCH_BACKBONE`` row (default
-minilm-l2) with ``train_model`` for N steps of the default grid's BCE recipe on labels (experiments/default.toml:
-16 queries x 2 candidates per step, lr 2e-4, max_length 96) before measuring. With neither, the bundled
-all-MiniLM-L6-v2 with a seeded head is timed, whose nDCG@10 means nothing. ``RDB_BENCH_QUERIES`` limits the queries
-evaluated (default: all). Times and nDCG@10 changes are printed, never asserted.
+``$RDB_CACHE/teachers``), or ``<backbone row>:<directory>`` of a student a grid cell saved beside its record
+(``--set train.save_model=true``). ``RDB_BENCH_TRAIN_STEPS`` = N instead trains the ``RDB_BENCH_BACKBONE`` row
+(default minilm-l2) with ``train_model`` for N steps of the default grid's BCE recipe on labels
+(experiments/default.toml: 16 queries x 2 candidates per step, lr 2e-4, max_length 96) before measuring. With
+neither, the bundled all-MiniLM-L6-v2 with a seeded head is timed, whose nDCG@10 means nothing.
+``RDB_BENCH_QUERIES`` limits the queries evaluated (default: all), ``RDB_BENCH_PRECISIONS`` (comma-separated) the
+rows (default: all; fp32 always). Times and nDCG@10 changes are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -90,10 +92,12 @@ def test_precision_quality_and_paired_speed(timing, timings):
     candidates = cut({q: data.run[q] for q in qids}, DEPTH, "embedded-test")
     view = {q: sorted(c, key=c.get, reverse=True) for q, c in candidates.items()}
     calibration = _calibration_pairs()
+    chosen = ["fp32", *(p for p in os.environ.get("RDB_BENCH_PRECISIONS", ",".join(PRECISIONS)).split(",")
+                        if p != "fp32")]
     rerankers = {p: precision_reranker(model, tok, p, max_length=MAX_LENGTH, batch_size=BATCH_SIZE,
                                        use_token_type_ids=get_backbone(name).token_type_ids,
                                        calibration=calibration if PRECISIONS.get(p).calibrated else None)
-                 for p in PRECISIONS if unsupported(p, "cpu") is None}
+                 for p in chosen if unsupported(p, "cpu") is None}
     quality = {}
     for p, r in rerankers.items():
         pairs = [(q, d) for q in qids for d in view[q]]
@@ -119,7 +123,7 @@ def test_precision_quality_and_paired_speed(timing, timings):
         s = timings.paired(p, fp32 / np.array(times[p]), reference="fp32", total=fp32.sum() / sum(times[p]))
         print(f"{p:<21}{quality[p]:>9.3f}{quality[p] - quality['fp32']:>+8.3f}{np.median(times[p]):>9.1f}"
               f"{s.median:>12.2f}x ({s.q1:.2f}-{s.q3:.2f})")
-    for p in PRECISIONS:
+    for p in chosen:
         if p not in rerankers:
             print(f"{p:<21}{unsupported(p, 'cpu')}")
     assert set(quality) >= {"fp32", "int8"}

@@ -5,7 +5,8 @@ pairs/s and nDCG@10 on embedded-test (the BM25 top-30 of the first ``EVAL_QUERIE
 models scored by the same ``Reranker``), and their ratios.
 
 What is the same: the initial weights (backbone row minilm-l2, or ``RDB_BENCH_BACKBONE``, built by
-``build_cross_encoder(spec, seed=seed)``, saved for sentence-transformers and loaded by ``CrossEncoder``); the examples and their order (the groups of every step
+``build_cross_encoder(spec, seed=seed)``, saved for sentence-transformers and loaded by ``CrossEncoder``); the
+examples and their order (the groups of every step
 drawn by the suite's ``training_steps``, handed to the trainer as a dataset read in order by a sequential batch
 sampler, one optimiser step per batch); label targets through ``as_objective_targets``; AdamW (lr 2e-4, eps 1e-8,
 no weight decay), linear warmup then linear decay over the run, gradient clipping at norm 1, fp32 on the CPU,
