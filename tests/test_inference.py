@@ -382,6 +382,8 @@ def test_unknown_precision_and_missing_onnxruntime_are_one_line_errors(monkeypat
         EvalConfig(precision=("fp32", "int4"))
     with pytest.raises(BenchError, match="distinct"):
         EvalConfig(precision=("int8", "int8"))
+    with pytest.raises(BenchError, match=r"^eval.precision: 'onnx-int8-static' needs calibration pairs"):
+        EvalConfig(precision=("fp32", "onnx-int8-static"))
     real = precisions.importlib.util.find_spec
     monkeypatch.setattr(precisions.importlib.util, "find_spec", lambda m: None if m == "onnxruntime" else real(m))
     with pytest.raises(BenchError, match=r"^precision 'onnx-int8' needs onnxruntime \(pip install onnxruntime"):
