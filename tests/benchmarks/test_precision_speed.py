@@ -106,6 +106,7 @@ def test_precision_quality_and_paired_speed(timing, timings):
         for (q, d), s in zip(pairs, scores):
             run.setdefault(q, {})[d] = float(s)
         quality[p] = evaluate(run, data.qrels, ["nDCG@10"], name=p)[0]["nDCG@10"]
+        print(f"{p}: nDCG@10 {quality[p]:.4f}", flush=True)  # a long run shows its progress
     lists = [([data.queries[q]] * len(view[q]), [data.docs[d] for d in view[q]]) for q in qids[:LATENCY_LISTS]]
     rounds = 5 if timing else 1
     times: dict[str, list[float]] = {p: [] for p in rerankers}
