@@ -194,7 +194,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         for name in self.precision:
-            get_precision(name)
+            if get_precision(name).calibrated:  # a cell scores its precision rows without training pairs
+                raise BenchError(f"eval.precision: {name!r} needs calibration pairs; measure it with "
+                                 f"tests/benchmarks/test_precision_speed.py")
         if len(set(self.precision)) != len(self.precision) or not self.precision:
             raise BenchError(f"eval.precision must list distinct precisions, got {list(self.precision)}")
 

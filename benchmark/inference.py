@@ -16,6 +16,7 @@ Face graph in fp32, or with int8 weights (``onnxruntime.quantization.quantize_dy
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import math
 import tempfile
 import warnings
@@ -26,8 +27,9 @@ import numpy as np
 import torch
 
 from .collection import Collection, Run
+from .errors import BenchError
 from .fastpath import first_logits
-from .precisions import get_precision
+from .precisions import Precision, get_precision
 from .progress import Progress
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -270,18 +272,50 @@ def unsupported(name: str, device: torch.device | str, flags: set[str] | None = 
     return None
 
 
-def precision_reranker(model, tokenizer, name: str, *, device: str | torch.device = "cpu", **kwargs) -> Reranker:
-    """A ``Reranker`` scoring ``model`` (left unchanged) in precision ``name``; ``kwargs`` as for ``Reranker``."""
+def precision_reranker(model, tokenizer, name: str, *, device: str | torch.device = "cpu",
+                       calibration: tuple[Sequence[str], Sequence[str]] | None = None, **kwargs) -> Reranker:
+    """A ``Reranker`` scoring ``model`` (left unchanged) in precision ``name``; ``calibration``: (queries, docs)
+    pairs for a calibrated row's activation ranges (training pairs, not the evaluated ones); ``kwargs`` as for
+    ``Reranker``."""
     row = get_precision(name)
+    if row.calibrated and not calibration:
+        raise BenchError(f"precision {name!r} is calibrated: it needs calibration pairs (training pairs)")
     model = model.to(device).eval()
     if row.runtime == "onnxruntime":
         use_types = kwargs.get("use_token_type_ids", True) and "token_type_ids" in tokenizer.model_input_names
-        forward = onnx_forward(model, int8=row.weights == "int8", token_type_ids=use_types)
+        calib = None
+        if calibration:
+            calib = _tokenize(tokenizer, *calibration, kwargs.get("max_length", 512), "np",
+                              kwargs.get("max_query_length"), kwargs.get("max_doc_length"))
+        forward = onnx_forward(model, row, token_type_ids=use_types, calibration=calib)
         return Reranker(model, tokenizer, device=device, forward=forward, precision=name, **kwargs)
     if row.weights == "int8":
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        model = quantize_linears(model, row)
     dtype = "bf16" if row.weights == "bf16" else "fp32"
     return Reranker(model, tokenizer, device=device, dtype=dtype, precision=name, **kwargs)
+
+
+def kept_in_fp32(names: Iterable[str], row: Precision, layers: int) -> list[str]:
+    """The names (modules, or ONNX nodes with "/" read as ".") that ``row.keep_fp32`` leaves in fp32."""
+    globs = [p.replace("{last}", str(layers - 1)) for p in row.keep_fp32]
+    return [n for n in names if any(fnmatch.fnmatchcase(n.replace("/", "."), g) for g in globs)]
+
+
+def quantize_linears(model, row: Precision):
+    """A copy of ``model`` with its ``nn.Linear``s dynamically quantised to int8 (per channel if the row says so),
+    except those ``row.keep_fp32`` names."""
+    from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig
+
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    kept = set(kept_in_fp32(linears, row, model.config.num_hidden_layers))
+    qconfig = per_channel_dynamic_qconfig if row.per_channel else default_dynamic_qconfig
+    spec = {n: qconfig for n in linears if n not in kept}
+    return torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8, inplace=False)
+
+
+# Static (calibrated) rows quantise the matrix products only: quantising layer norms, softmax and GELU inputs to
+# fixed ranges is where static int8 loses a transformer's accuracy.
+STATIC_OPS = ["MatMul", "Gemm"]
 
 
 def export_onnx(model, path: Path, *, token_type_ids: bool, int8_path: Path | None = None) -> Path:
@@ -320,15 +354,21 @@ def export_onnx(model, path: Path, *, token_type_ids: bool, int8_path: Path | No
     return int8_path
 
 
-def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[..., torch.Tensor], str]:
-    """``export_onnx`` into a temporary directory, and a ``logits[:, 0]`` function over an ONNX Runtime CPU session
-    of the file with torch's thread count."""
+def onnx_forward(model, row: Precision, *, token_type_ids: bool,
+                 calibration: dict[str, np.ndarray] | None = None) -> tuple[Callable[..., torch.Tensor], str]:
+    """``export_onnx`` into a temporary directory; optionally fuse it (``row.optimize``) and quantise it to int8
+    (dynamic, or static on ``calibration``'s tokenized pairs); return a ``logits[:, 0]`` function over an ONNX
+    Runtime CPU session with torch's thread count and the path's name."""
     import onnxruntime as ort
 
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if token_type_ids else [])
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx", token_type_ids=token_type_ids,
-                           int8_path=Path(tmp) / "model.int8.onnx" if int8 else None)
+        path = export_onnx(model, Path(tmp) / "model.onnx", token_type_ids=token_type_ids)
+        if row.optimize:
+            path = _optimize_onnx(path, model.config)
+        if row.weights == "int8":
+            path = _quantize_onnx(path, row, model.config.num_hidden_layers,
+                                  {k: calibration[k] for k in names} if calibration else None)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -337,4 +377,49 @@ def onnx_forward(model, *, int8: bool, token_type_ids: bool) -> tuple[Callable[.
         feeds = {k: batch[k].numpy() for k in names}
         return torch.from_numpy(np.ascontiguousarray(session.run(None, feeds)[0][:, 0]))
 
-    return logits, "onnxruntime-int8" if int8 else "onnxruntime"
+    return logits, "onnxruntime" + ("-opt" if row.optimize else "") + ("-int8" if row.weights == "int8" else "")
+
+
+def _optimize_onnx(path: Path, config) -> Path:
+    """onnxruntime's transformer optimizer for BERT-layout graphs: fused attention, GELU, skip layer norms."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    out = path.with_suffix(".opt.onnx")
+    optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
+                   hidden_size=config.hidden_size).save_model_to_file(str(out))
+    return out
+
+
+def _quantize_onnx(path: Path, row: Precision, layers: int, calibration: dict[str, np.ndarray] | None) -> Path:
+    """int8 weights (signed, per channel if the row says so), activations quantised per batch, or with static ranges
+    from ``calibration`` (QDQ format); the nodes ``row.keep_fp32`` names stay fp32."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+
+    out = path.with_suffix(".int8.onnx")
+    excluded = kept_in_fp32([n.name for n in onnx.load(str(path)).graph.node], row, layers)
+    # fused (com.microsoft) nodes of an optimised graph escape shape inference: their outputs are fp32
+    extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
+    if calibration is None:
+        quantize_dynamic(str(path), str(out), weight_type=QuantType.QInt8, per_channel=row.per_channel,
+                         nodes_to_exclude=excluded, extra_options=extra)
+        return out
+
+    class Batches(CalibrationDataReader):  # the calibration pairs in batches of 32, in order
+        def __init__(self) -> None:
+            rows = len(next(iter(calibration.values())))
+            self.batches = iter([{k: v[i:i + 32] for k, v in calibration.items()} for i in range(0, rows, 32)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    quantize_static(str(path), str(out), Batches(), quant_format=QuantFormat.QDQ, per_channel=row.per_channel,
+                    weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=STATIC_OPS,
+                    nodes_to_exclude=excluded, extra_options=extra)
+    return out

@@ -24,7 +24,7 @@ TOOLS = {"F.dropout (Bernoulli)": lambda x: F.dropout(x, P, training=True), "fas
 
 
 @pytest.mark.parametrize("tool", list(TOOLS))
-def test_dropout_of_one_training_step(benchmark, speed_table, tool):
+def test_dropout_of_one_training_step(benchmark, timings, tool):
     torch.manual_seed(0)
     inputs = [torch.randn(*shape, requires_grad=True) for shape in SHAPES]
     drop = TOOLS[tool]
@@ -35,7 +35,6 @@ def test_dropout_of_one_training_step(benchmark, speed_table, tool):
 
     benchmark.group = "dropout"
     benchmark.pedantic(step, rounds=5, iterations=1, warmup_rounds=1)
-    if benchmark.stats:  # None under --benchmark-disable
-        speed_table[tool] = (benchmark.stats.stats.min, PAIRS, "one MiniLM-L6 step's dropout, 32 pairs")
+    timings.benchmark(tool, benchmark, pairs=PAIRS, setting="one MiniLM-L6 step's dropout, 32 pairs")
     kept = float((drop(inputs[0]) != 0).float().mean())
     assert abs(kept - (1 - P)) < 0.005  # both drop at the rate asked

@@ -9,7 +9,9 @@ batch_size, balanced).
     pytest tests/benchmarks --benchmark-enable   # 3 lists: 5 timed rounds each, then 27 paired rounds
     pytest tests/benchmarks                      # (addopts: --benchmark-disable) 1 list, each tool called once
 
-Times are printed, never asserted: CPU timings on a shared machine are noise-prone.
+Times are printed, never asserted: CPU timings on a shared machine are noise-prone. The summary (``conftest.py``)
+prints each tool's median and IQR with the load before and after, a warning when the machine was busy or the rounds
+spread, and whether the paired speed-up agrees with the ratio of the separately timed medians (or which to trust).
 """
 
 from __future__ import annotations
@@ -110,36 +112,36 @@ def test_setup_is_comparable(ours, theirs, lists):
     assert max(lengths) >= 1.5 * min(lengths), "candidates should vary in length (dynamic padding matters)"
 
 
-def _run(benchmark, speed_table, tool, fn, lists, reference):
+def _run(benchmark, timings, tool, fn, lists, reference):
     scores = benchmark.pedantic(fn, args=(lists,), **PEDANTIC)
     delta = float(np.max(np.abs(scores - reference)))
     assert scores.shape == reference.shape and delta <= TOLERANCE, f"{tool}: max |delta| {delta:.2e}"
-    if benchmark.stats:  # None under --benchmark-disable
-        speed_table[tool] = (benchmark.stats.stats.min, sum(len(d) for _, d in lists), SETTING)
+    # the summary checks the ratio of these medians against the paired rounds' median ratio
+    timings.benchmark(tool, benchmark, pairs=sum(len(d) for _, d in lists), setting=SETTING)
 
 
 @pytest.mark.benchmark(group="rerank-100")
-def test_speed_ours(benchmark, speed_table, ours, lists, reference):
+def test_speed_ours(benchmark, timings, ours, lists, reference):
     assert ours.path == "unpadded"
-    _run(benchmark, speed_table, "Reranker", lambda ls: rerank_ours(ours, ls), lists, reference)
+    _run(benchmark, timings, "Reranker", lambda ls: rerank_ours(ours, ls), lists, reference)
 
 
 @pytest.mark.benchmark(group="rerank-100")
-def test_speed_ours_padded(benchmark, speed_table, ours_padded, lists, reference):
+def test_speed_ours_padded(benchmark, timings, ours_padded, lists, reference):
     assert ours_padded.path == "hf"
-    _run(benchmark, speed_table, "Reranker (HF forward)", lambda ls: rerank_ours(ours_padded, ls), lists, reference)
+    _run(benchmark, timings, "Reranker (HF forward)", lambda ls: rerank_ours(ours_padded, ls), lists, reference)
 
 
 @pytest.mark.benchmark(group="rerank-100")
-def test_speed_crossencoder(benchmark, speed_table, theirs, lists, reference):
-    _run(benchmark, speed_table, "CrossEncoder", lambda ls: rerank_theirs(theirs, ls), lists, reference)
+def test_speed_crossencoder(benchmark, timings, theirs, lists, reference):
+    _run(benchmark, timings, "CrossEncoder", lambda ls: rerank_theirs(theirs, ls), lists, reference)
 
 
-def test_paired_rounds(timing, paired_table, ours, ours_padded, theirs, lists, reference):
+def test_paired_rounds(timing, timings, ours, ours_padded, theirs, lists, reference):
     """All tools back to back on one list per round, in rotating order, cycling through the lists; the speed-up is
     the median over rounds of CrossEncoder's time / the tool's time in the same round, with its quartiles and the ratio
-    of total times. This VM's speed drifts by up to 25% within minutes, so best rounds taken a minute apart (the table
-    above) can flatter or wrong either tool; short paired rounds cancel the drift. Untimed runs do one round: the scores
+    of total times. This VM's speed drifts by up to 25% within minutes, so separate rounds taken a minute apart (the
+    tests above) can flatter or wrong either tool; short paired rounds cancel the drift. Untimed runs do one round: the scores
     are checked, nothing is printed."""
     tools = {"Reranker": lambda ls: rerank_ours(ours, ls),
              "Reranker (HF forward)": lambda ls: rerank_ours(ours_padded, ls),
@@ -155,5 +157,5 @@ def test_paired_rounds(timing, paired_table, ours, ours_padded, theirs, lists, r
     if timing:
         theirs_s = np.array(seconds["CrossEncoder"])
         for name in names[:-1]:
-            ratio = theirs_s / np.array(seconds[name])
-            paired_table[name] = (*np.percentile(ratio, [50, 25, 75]), theirs_s.sum() / sum(seconds[name]), len(ratio))
+            timings.paired(name, theirs_s / np.array(seconds[name]), reference="CrossEncoder",
+                           total=theirs_s.sum() / sum(seconds[name]))

@@ -34,7 +34,7 @@ OBJECTIVE = "infonce"
 SEED = 0
 TRAIN = dict(group_size=8, negatives_depth=30, epochs=1, batch_size=16, lr=2e-4, max_length=96, dtype="fp32",
              device="cpu")
-# No warmup round: every round starts from a freshly built model anyway, and the table keeps the best round.
+# No warmup round: every round starts from a freshly built model anyway; the summary prints the median and IQR.
 PEDANTIC = dict(rounds=3, iterations=1, warmup_rounds=0)
 
 
@@ -153,7 +153,7 @@ def test_setup_is_comparable(cell, cfg):
     assert max(lengths) >= 1.5 * min(lengths), "pairs should vary in length (dynamic padding matters)"
 
 
-def _run(benchmark, speed_table, tool, train, cell, cfg, initial, setting):
+def _run(benchmark, timings, tool, train, cell, cfg, initial, setting):
     from benchmark.models import build_cross_encoder
 
     models = []
@@ -170,15 +170,14 @@ def _run(benchmark, speed_table, tool, train, cell, cfg, initial, setting):
     last = dict(models[-1].named_parameters())
     unchanged = [n for n, p in initial.items() if torch.equal(last[n].detach(), p)]
     assert not unchanged, f"{tool}: parameters left untouched by training: {unchanged[:5]}"
-    if benchmark.stats:  # None under --benchmark-disable
-        speed_table[tool] = (benchmark.stats.stats.min, pairs, setting)
+    timings.benchmark(tool, benchmark, pairs=pairs, setting=setting)
 
 
 @pytest.mark.benchmark(group="train-step")
-def test_speed_grid(benchmark, speed_table, cell, cfg, initial, setting):
-    _run(benchmark, speed_table, "train (grid)", train_grid, cell, cfg, initial, setting)
+def test_speed_grid(benchmark, timings, cell, cfg, initial, setting):
+    _run(benchmark, timings, "train (grid)", train_grid, cell, cfg, initial, setting)
 
 
 @pytest.mark.benchmark(group="train-step")
-def test_speed_plain(benchmark, speed_table, cell, cfg, initial, setting):
-    _run(benchmark, speed_table, "train (plain)", train_plain, cell, cfg, initial, setting)
+def test_speed_plain(benchmark, timings, cell, cfg, initial, setting):
+    _run(benchmark, timings, "train (plain)", train_plain, cell, cfg, initial, setting)
