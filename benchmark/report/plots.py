@@ -195,7 +195,7 @@ def operating_points_plot(points, front, dataset: str, measure: str, out: Path) 
     timed = [p for p in points if p.role != "first stage"]
     if len(timed) < 2:
         return []
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plt.subplots(figsize=(9.6, 4.6))
     systems = list(dict.fromkeys(p.system for p in timed))
     for i, system in enumerate(systems):
         mine = sorted((p for p in timed if p.system == system), key=lambda p: p.p50)
@@ -219,7 +219,7 @@ def operating_points_plot(points, front, dataset: str, measure: str, out: Path) 
     ax.set_xlabel("CPU rerank latency per query, ms (median; bar: interquartile range); label: depth, precision")
     ax.set_title(f"Quality vs latency per operating point — {dataset}")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=6, loc="best")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: points fill them
     return _save(fig, out)
 
 
