@@ -233,7 +233,8 @@ def model_card(record: dict[str, Any], cell, run_files: dict[str, str], max_leng
                     f"{m['first_stage'].get('nDCG@10', float('nan')):.4f} | {m['n_queries']} | "
                     f"`{run_files.get(dataset, '')}` |")
     latency = []
-    for device, lat in (record.get("latency") or {}).items():
+    for device in ("cpu", "cuda"):  # the student's own figures at its rerank depth
+        lat = (record.get("latency") or {}).get(device)
         if lat:
             latency.append(f"| {device} | {lat.get('p50_ms', float('nan')):.1f} | {lat.get('p95_ms', float('nan')):.1f} "
                            f"| {lat.get('pairs_per_s', float('nan')):.0f} | {lat.get('dtype', '')} |")
