@@ -68,9 +68,11 @@ def two_runs(tmp_path_factory):
     doc = merged(TINY_GRID, {"grid": {"backbone": ["bert-tiny"], "objective": ["bce"]},
                              "eval": {"depths": [5, 10], "latency_repeats": 2}})
     grid = write_toml(root / "points.toml", doc)
-    for name in ("a", "b"):
-        assert main([str(grid), "--results", str(root / name), "--reports", str(root / f"{name}-reports"),
-                     "--quiet"]) == 0
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RDB_QUIET", "1")  # what --quiet sets for the process; undone here so later tests see progress
+        for name in ("a", "b"):
+            assert main([str(grid), "--results", str(root / name), "--reports", str(root / f"{name}-reports"),
+                         "--quiet"]) == 0
     return root
 
 
