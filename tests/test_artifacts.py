@@ -264,8 +264,8 @@ def test_the_onnx_files_load_where_sentence_transformers_looks_and_score_like_th
     assert "onnx/model_qint8_dynamic.onnx" in (model_dir / "README.md").read_text()
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    data, qids, view = cell_module.rerank_candidates(cell, "tiny-test")
-    check = cell_module.precision_quality("tiny-test", rec["metrics"]["tiny-test"]["nDCG@10"], view, data, qids)
+    first = cell_module.Evaluated("tiny-test", rec["metrics"]["tiny-test"], {}, rec["depths"]["tiny-test"], None, {})
+    check = cell_module.precision_quality(cell, first)
     for precision, name in (("onnx-fp32", "model.onnx"), ("onnx-int8", "model_qint8_dynamic.onnx")):
         session = ort.InferenceSession(str(model_dir / "onnx" / name), providers=["CPUExecutionProvider"])
         assert [o.name for o in session.get_outputs()] == ["logits"]  # what ORTModelForSequenceClassification reads
@@ -277,8 +277,8 @@ def test_the_onnx_files_load_where_sentence_transformers_looks_and_score_like_th
         # int8 activations are quantised per batch: scored in the batches the row was measured in
         reranker = Reranker(torch.nn.Identity(), tokenizer, forward=(logits, name), precision=precision,
                             **cell_module.scoring_settings(cell))
-        assert check.score(reranker) == pytest.approx(rec["latency"]["precision"][precision]["nDCG@10"],
-                                                      abs=1e-9), precision
+        assert check.score(reranker)[cell.eval.top_k] == pytest.approx(
+            rec["latency"]["precision"][precision]["nDCG@10"], abs=1e-9), precision  # the row's: the deepest depth
 
 
 def test_the_card_prints_the_resolved_max_length(trained, tmp_path):
