@@ -255,8 +255,8 @@ def transfer_note(recs: list[dict[str, Any]]) -> str:
     if not rows or any(row.get("source") != "embedded" for row in rows):
         return ""
     return ("These numbers come from the embedded, generated collection: they show the suite's machinery and how the "
-            "recipes compare on it, not how they do on real text. For real text, run the domain-fit study "
-            "(experiments/studies/domain-fit.toml, vaswani) or a grid over ir_datasets ids.")
+            "recipes compare on it, not how they do on real text. For real text, add an ir_datasets eval set "
+            "(--set 'eval.datasets=[\"vaswani\"]' or a grid over ir_datasets ids).")
 
 
 def recorded_report(records: list[dict[str, Any]]) -> dict[str, Any]:
